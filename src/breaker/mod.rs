@@ -1,0 +1,3 @@
+//! The circuit breaker: a pure state machine per upstream or endpoint, admitted and recorded per try.
+
+pub mod policy;

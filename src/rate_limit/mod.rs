@@ -1,0 +1,3 @@
+//! The rate-limit layer: local (governor) and global (Redis) token buckets.
+
+pub mod policy;

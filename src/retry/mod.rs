@@ -1,0 +1,3 @@
+//! The retry layer: the attempt loop, budget, backoff and body replay.
+
+pub mod policy;
