@@ -1,9 +1,33 @@
-//! rampart: a sidecar resilience proxy. See docs/architecture.md for the module map.
+//! rampart: a sidecar resilience proxy. The application sends its outbound HTTP through
+//! rampart, which applies per-upstream retries, rate limits, circuit breakers, concurrency
+//! limits and timeouts from one YAML file and exports what it sees to Prometheus.
+//!
+//! Module map (docs/architecture.md has the picture):
+//! - [`config`]: YAML → validated plain policy types; nothing else sees YAML.
+//! - [`app`]: binds listeners, builds upstreams and the router, runs shutdown.
+//! - [`server`]: accept loops and hyper connections.
+//! - [`proxy`]: the per-request service, header hygiene, CONNECT, generated answers.
+//! - [`routing`]: request → upstream; passthrough authorities.
+//! - [`upstream`]: one upstream's live state and its layer stack.
+//! - [`retry`], [`rate_limit`], [`breaker`]: the resilience policies.
+//! - [`admin`]: /metrics, /healthz, /readyz, /admin/*.
+//! - [`metrics`], [`outcome`], [`error`], [`telemetry`].
 
+pub mod admin;
+pub mod app;
 pub mod breaker;
+pub mod cli;
 pub mod config;
+pub mod error;
+pub mod metrics;
 pub mod outcome;
+pub mod probe;
+pub mod proxy;
 pub mod rate_limit;
 pub mod retry;
+pub mod routing;
 pub mod secret;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
 pub mod upstream;

@@ -1,1 +1,118 @@
-fn main(){}
+//! The `rampart` binary: CLI → library → exit code (0 clean, 1 bad config or start-up
+//! failure, 124 shutdown timed out with requests in flight).
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use rampart::app::{self, Exit};
+use rampart::cli::{Cli, Command};
+use rampart::config::{self, Config, ConfigError, ConfigSource};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(cli.config.as_deref()),
+        Command::Validate => validate(cli.config.as_deref()),
+        Command::Probe { url } => probe(&url),
+    }
+}
+
+fn load(cli_path: Option<&Path>) -> (ConfigSource, Result<Config, ConfigError>) {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let env_path = std::env::var("RAMPART_CONFIG").ok();
+    let source = config::resolve_source(cli_path, env_path.as_deref(), &cwd);
+    let loaded = config::load(&source, &config::env_lookup);
+    (source, loaded)
+}
+
+/// Prints a config error: one line per problem, prefixed with where the config came from.
+fn report(source: &ConfigSource, error: &ConfigError) {
+    match error {
+        ConfigError::Invalid(errors) => {
+            for e in errors {
+                eprintln!("rampart: {}: {e}", source.describe());
+            }
+            eprintln!("rampart: {} error(s) in {}", errors.len(), source.describe());
+        }
+        other => eprintln!("rampart: {other}"),
+    }
+}
+
+fn validate(cli_path: Option<&Path>) -> ExitCode {
+    match load(cli_path) {
+        (source, Ok(config)) => {
+            println!("{}: valid", source.describe());
+            print!("{}", config::summary(&config));
+            ExitCode::SUCCESS
+        }
+        (source, Err(e)) => {
+            report(&source, &e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli_path: Option<&Path>) -> ExitCode {
+    rampart::telemetry::init(
+        std::env::var("RAMPART_LOG").ok().as_deref(),
+        std::env::var("RAMPART_LOG_FORMAT").ok().as_deref(),
+    );
+    let (source, config) = match load(cli_path) {
+        (source, Ok(config)) => (source, config),
+        (source, Err(e)) => {
+            report(&source, &e);
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(n) = config.runtime.worker_threads {
+        runtime.worker_threads(n);
+    }
+    let runtime = match runtime.build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rampart: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(config = %source.describe(), version = env!("CARGO_PKG_VERSION"), "starting");
+    let code = runtime.block_on(async move {
+        let app = match app::start(config).await {
+            Ok(app) => app,
+            Err(e) => {
+                eprintln!("rampart: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let trigger = app.shutdown_trigger();
+        tokio::spawn(async move {
+            if let Err(e) = rampart::shutdown::watch_signals(trigger).await {
+                tracing::error!(error = %e, "cannot install signal handlers");
+            }
+        });
+        match app.wait().await {
+            Exit::Clean => ExitCode::SUCCESS,
+            Exit::TimedOut => ExitCode::from(124),
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    code
+}
+
+fn probe(url: &str) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    let result = match runtime {
+        Ok(rt) => rt.block_on(rampart::probe::probe(url)),
+        Err(e) => Err(e.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rampart probe: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

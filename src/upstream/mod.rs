@@ -1,3 +1,165 @@
-//! One upstream: its endpoints, client pool and live resilience state.
+//! One upstream's live state: endpoints, balancer, pooled client, bulkhead counter and
+//! metric handles, built from its policy. Held in `Arc`s by the router; a reload builds a new
+//! `Upstream` only when the policy changed, so unchanged ones keep their state.
 
+pub mod balance;
+pub mod client;
+pub mod endpoint;
 pub mod policy;
+pub mod stack;
+pub mod tls;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use http::Method;
+
+use crate::error::ProxyError;
+use crate::metrics::{Metrics, UpstreamMetrics};
+use crate::retry::policy::RetryPolicy;
+use balance::Balancer;
+use client::HttpClient;
+use endpoint::Endpoint;
+use policy::{TimeoutPolicy, UpstreamPolicy};
+
+pub use stack::{Exchange, Forward};
+
+/// A running upstream.
+#[derive(Debug)]
+pub struct Upstream {
+    policy: UpstreamPolicy,
+    /// The name in the admin API (for passthrough: the authority).
+    name: Arc<str>,
+    endpoints: Box<[Endpoint]>,
+    balancer: Balancer,
+    client: HttpClient,
+    metrics: Arc<UpstreamMetrics>,
+    in_flight: AtomicU32,
+    max_in_flight: u32,
+}
+
+/// Why an upstream could not be built (TLS material that changed on disk since validation).
+pub type BuildError = tls::TlsError;
+
+impl Upstream {
+    /// Builds the live upstream; its metric series are registered now, before any traffic.
+    pub fn new(policy: UpstreamPolicy, metrics: &Arc<Metrics>) -> Result<Arc<Self>, BuildError> {
+        let client = client::build(&policy)?;
+        let label = metrics.upstream(&policy.name);
+        Ok(Self::with_client(policy, client, label))
+    }
+
+    /// Builds an upstream around an existing client and metric handles (passthrough
+    /// authorities share both).
+    pub fn with_client(
+        policy: UpstreamPolicy,
+        client: HttpClient,
+        metrics: Arc<UpstreamMetrics>,
+    ) -> Arc<Self> {
+        let endpoints: Box<[Endpoint]> = policy.endpoints.iter().map(Endpoint::new).collect();
+        let balancer = Balancer::new(policy.load_balancing, &endpoints);
+        Arc::new(Self {
+            name: Arc::from(policy.name.as_str()),
+            max_in_flight: policy.concurrency.map_or(u32::MAX, |c| c.max_requests),
+            policy,
+            endpoints,
+            balancer,
+            client,
+            metrics,
+            in_flight: AtomicU32::new(0),
+        })
+    }
+
+    /// The name in the admin API and logs.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The `upstream` metric label (differs from `name` for passthrough).
+    pub fn label(&self) -> &str {
+        self.metrics.name()
+    }
+
+    /// The policy this upstream was built from (a reload compares it).
+    pub fn policy(&self) -> &UpstreamPolicy {
+        &self.policy
+    }
+
+    /// The live endpoints.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
+    /// Metric handles.
+    pub fn metrics(&self) -> &Arc<UpstreamMetrics> {
+        &self.metrics
+    }
+
+    /// Requests in flight (admitted by the bulkhead, response body not yet finished).
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The timeouts and retry policy for a request: the first matching route's, else the
+    /// upstream's.
+    pub fn policies_for(&self, method: &Method, path: &str) -> (&TimeoutPolicy, &RetryPolicy) {
+        for route in &self.policy.routes {
+            let method_ok = route.methods.is_empty() || route.methods.contains(method);
+            let path_ok = route.path_prefix.as_deref().is_none_or(|p| prefix_matches(p, path));
+            if method_ok && path_ok {
+                return (&route.timeouts, &route.retry);
+            }
+        }
+        (&self.policy.timeouts, &self.policy.retry)
+    }
+
+    /// Bulkhead admission: counts the request in flight or refuses it with `overloaded`.
+    pub fn admit(self: &Arc<Self>) -> Result<InFlight, ProxyError> {
+        let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if before >= self.max_in_flight {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            self.metrics.concurrency_rejected.increment(1);
+            return Err(ProxyError::Overloaded);
+        }
+        self.metrics.in_flight.increment(1.0);
+        Ok(InFlight(self.clone()))
+    }
+}
+
+/// Keeps one request counted in flight for its upstream until dropped (after the response
+/// body ends, or when the client goes away).
+#[derive(Debug)]
+pub struct InFlight(Arc<Upstream>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.metrics.in_flight.decrement(1.0);
+    }
+}
+
+/// Segment-boundary prefix match: `/api` matches `/api`, `/api/x` and `/api?q`, not `/apix`.
+pub fn prefix_matches(prefix: &str, path: &str) -> bool {
+    if prefix == "/" {
+        return true;
+    }
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_matches;
+
+    #[test]
+    fn prefixes_match_on_segment_boundaries() {
+        assert!(prefix_matches("/api", "/api"));
+        assert!(prefix_matches("/api", "/api/x"));
+        assert!(prefix_matches("/api", "/api?x=1"));
+        assert!(!prefix_matches("/api", "/apix"));
+        assert!(!prefix_matches("/api", "/"));
+        assert!(prefix_matches("/", "/anything"));
+    }
+}

@@ -1,0 +1,68 @@
+//! `CONNECT host:port` tunnels (what clients send through `HTTPS_PROXY`): the matched
+//! upstream's limits and breaker apply to tunnel set-up; the bytes then flow untouched.
+//! Retries do not apply: a tunnel is one TCP connection.
+
+use std::sync::Arc;
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::error::ProxyError;
+use crate::outcome::Outcome;
+use crate::proxy::Shared;
+use crate::proxy::body::ResponseBody;
+use crate::upstream::Upstream;
+
+/// Opens the TCP connection, answers 200, and splices the upgraded client connection to it
+/// in a task that shutdown can wait for and cut.
+pub async fn tunnel(
+    shared: &Shared,
+    upstream: &Arc<Upstream>,
+    req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, ProxyError> {
+    let authority = req.uri().authority().cloned().ok_or(ProxyError::BadRequest("CONNECT needs host:port"))?;
+    let port = authority.port_u16().ok_or(ProxyError::BadRequest("CONNECT needs host:port"))?;
+    let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_owned();
+
+    let in_flight = upstream.admit()?;
+    let connect_timeout = upstream.policy().timeouts.connect;
+    let server = match tokio::time::timeout(connect_timeout, TcpStream::connect((host.as_str(), port))).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            upstream.metrics().attempt(Outcome::ConnectFailure);
+            tracing::debug!(upstream = upstream.name(), %authority, error = %e, "tunnel connect failed");
+            return Err(ProxyError::UpstreamUnavailable);
+        }
+        Err(_) => {
+            upstream.metrics().attempt(Outcome::Timeout);
+            return Err(ProxyError::UpstreamTimeout);
+        }
+    };
+    let _ = server.set_nodelay(true);
+    upstream.metrics().attempt(Outcome::Success(StatusCode::OK));
+    drop(in_flight);
+
+    let on_upgrade = hyper::upgrade::on(req);
+    let cancel = shared.cancel.clone();
+    shared.tunnels.spawn(async move {
+        let mut server = server;
+        let mut client = match on_upgrade.await {
+            Ok(upgraded) => TokioIo::new(upgraded),
+            Err(e) => {
+                tracing::debug!(error = %e, "client went away before the tunnel opened");
+                return;
+            }
+        };
+        tokio::select! {
+            result = tokio::io::copy_bidirectional(&mut client, &mut server) => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "tunnel closed with an error");
+                }
+            }
+            () = cancel.cancelled() => {}
+        }
+    });
+    Ok(Response::new(ResponseBody::empty()))
+}

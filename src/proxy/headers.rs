@@ -1,0 +1,150 @@
+//! Header hygiene both ways (SPEC §3): hop-by-hop headers stay on their hop, forwarding
+//! headers are set, the request id travels both ways, `x-rampart-*` never leaves rampart.
+
+use std::net::IpAddr;
+
+use http::header::{CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue, TE, VIA};
+use http::{Uri, Version};
+
+/// Request id header, generated when absent and returned on the response.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Tries used, on every proxied response.
+pub const X_RAMPART_ATTEMPTS: HeaderName = HeaderName::from_static("x-rampart-attempts");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// Hop-by-hop headers of RFC 9110 §7.6.1 plus the non-standard ones proxies see.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Prepares the app's request headers for the upstream hop.
+pub fn prepare_request(
+    headers: &mut HeaderMap,
+    uri: &Uri,
+    version: Version,
+    client_ip: IpAddr,
+    request_id: &HeaderValue,
+) {
+    // gRPC and HTTP/2 need `te: trailers` end to end; every other TE value is hop-by-hop.
+    let te_trailers = headers.get(TE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    strip_hop_by_hop(headers);
+    if te_trailers {
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+    }
+    for name in ["x-rampart-upstream", "x-rampart-attempts", "x-rampart-timeout-ms"] {
+        headers.remove(name);
+    }
+    // HTTP/2 carries the authority in the URI only; HTTP/1.1 upstreams need a Host header.
+    if !headers.contains_key(HOST)
+        && let Some(authority) = uri.authority()
+        && let Ok(value) = HeaderValue::from_str(authority.as_str())
+    {
+        headers.insert(HOST, value);
+    }
+    let ip = client_ip.to_string();
+    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prior) if !prior.is_empty() => format!("{prior}, {ip}"),
+        _ => ip,
+    };
+    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    append_via(headers, version);
+    headers.insert(X_REQUEST_ID, request_id.clone());
+}
+
+/// Prepares the upstream's response headers for the app.
+pub fn prepare_response(headers: &mut HeaderMap, version: Version) {
+    strip_hop_by_hop(headers);
+    append_via(headers, version);
+}
+
+/// Removes the fixed hop-by-hop set and every header the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+fn append_via(headers: &mut HeaderMap, version: Version) {
+    let via = match version {
+        Version::HTTP_10 => "1.0 rampart",
+        Version::HTTP_2 => "2 rampart",
+        _ => "1.1 rampart",
+    };
+    headers.append(VIA, HeaderValue::from_static(via));
+}
+
+/// A fresh request id: 128 random bits in hex.
+pub fn new_request_id() -> HeaderValue {
+    let id: u128 = rand::random();
+    HeaderValue::try_from(format!("{id:032x}")).expect("hex is a valid header value")
+}
+
+/// The size of a request head as it arrived, for `max_request_header_bytes`.
+pub fn head_size(method: &http::Method, uri: &Uri, headers: &HeaderMap) -> usize {
+    let uri_len = uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(1, |p| p.as_str().len());
+    let line = method.as_str().len() + uri_len + 12;
+    headers.iter().fold(line, |n, (k, v)| n + k.as_str().len() + v.len() + 4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_static("keep-alive, x-secret-hop"));
+        h.insert("x-secret-hop", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("proxy-authorization", HeaderValue::from_static("Basic x"));
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        h.insert(TE, HeaderValue::from_static("trailers"));
+        h.insert("x-rampart-attempts", HeaderValue::from_static("2"));
+        h.insert("x-forwarded-for", HeaderValue::from_static("10.1.1.1"));
+        h.insert("x-keep", HeaderValue::from_static("yes"));
+        let id = HeaderValue::from_static("abc");
+        let uri: Uri = "http://svc:8080/x".parse().unwrap();
+        prepare_request(&mut h, &uri, Version::HTTP_11, "127.0.0.1".parse().unwrap(), &id);
+        for gone in ["connection", "x-secret-hop", "keep-alive", "proxy-authorization", "upgrade", "x-rampart-attempts"] {
+            assert!(!h.contains_key(gone), "{gone} survived");
+        }
+        assert_eq!(h[TE], "trailers");
+        assert_eq!(h["x-keep"], "yes");
+        assert_eq!(h["x-forwarded-for"], "10.1.1.1, 127.0.0.1");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h[VIA], "1.1 rampart");
+        assert_eq!(h[HOST], "svc:8080");
+        assert_eq!(h[X_REQUEST_ID], "abc");
+    }
+
+    #[test]
+    fn request_ids_are_unique_hex() {
+        let a = new_request_id();
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, new_request_id());
+    }
+}

@@ -1,0 +1,193 @@
+//! The per-request service on every client connection: request id, overrides, routing, the
+//! upstream stack, generated answers, `requests_total`, and one access-log event.
+
+pub mod body;
+pub mod connect;
+pub mod headers;
+pub mod local_response;
+pub mod overrides;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use http::header::HOST;
+use http::{HeaderValue, Method, Request, Response};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::error::ProxyError;
+use crate::metrics::{Metrics, UpstreamMetrics};
+use crate::routing::{Miss, RouteKey, Router, split_authority};
+use crate::upstream::{Exchange, Forward, Upstream};
+use body::{RequestBody, ResponseBody};
+use headers::{X_RAMPART_ATTEMPTS, X_REQUEST_ID};
+
+/// State shared by every connection of one running app.
+#[derive(Debug)]
+pub struct Shared {
+    /// The current routing table; a reload swaps it atomically.
+    pub router: ArcSwap<Router>,
+    /// The app's metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// `limits.max_request_header_bytes`.
+    pub max_header_bytes: usize,
+    /// CONNECT tunnels outlive their request; shutdown waits for them...
+    pub tunnels: TaskTracker,
+    /// ...then cuts them through this token.
+    pub cancel: CancellationToken,
+}
+
+/// Where a connection arrived.
+#[derive(Clone, Debug)]
+pub struct ConnInfo {
+    /// The app's address (for `x-forwarded-for` and keyed limits).
+    pub client: SocketAddr,
+    /// Set on an upstream's dedicated listener: everything goes there.
+    pub dedicated: Option<Arc<str>>,
+}
+
+/// The hyper service for one client connection.
+#[derive(Clone, Debug)]
+pub struct ProxyService {
+    shared: Arc<Shared>,
+    conn: Arc<ConnInfo>,
+}
+
+impl ProxyService {
+    /// A service for a connection accepted from `conn.client`.
+    pub fn new(shared: Arc<Shared>, conn: ConnInfo) -> Self {
+        Self { shared, conn: Arc::new(conn) }
+    }
+}
+
+impl hyper::service::Service<Request<Incoming>> for ProxyService {
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let shared = self.shared.clone();
+        let conn = self.conn.clone();
+        Box::pin(async move { Ok(handle(&shared, &conn, req).await) })
+    }
+}
+
+/// What the access log and metrics need to know about a finished request.
+struct Done<'a> {
+    started: Instant,
+    request_id: &'a HeaderValue,
+    method: &'a Method,
+    upstream: Option<&'a Arc<Upstream>>,
+    attempts: u32,
+}
+
+async fn handle(shared: &Shared, conn: &ConnInfo, req: Request<Incoming>) -> Response<ResponseBody> {
+    let started = Instant::now();
+    let request_id = match req.headers().get(&X_REQUEST_ID) {
+        Some(id) if !id.is_empty() => id.clone(),
+        _ => headers::new_request_id(),
+    };
+    let method = req.method().clone();
+    let done = |upstream, attempts| Done { started, request_id: &request_id, method: &method, upstream, attempts };
+
+    if headers::head_size(req.method(), req.uri(), req.headers()) > shared.max_header_bytes {
+        return finish(shared, done(None, 0), Err(ProxyError::RequestHeadersTooLarge));
+    }
+    let overrides = match overrides::parse(req.headers()) {
+        Ok(o) => o,
+        Err(e) => return finish(shared, done(None, 0), Err(e)),
+    };
+    let upstream = match route(shared, conn, &req) {
+        Ok(upstream) => upstream,
+        Err(e) => return finish(shared, done(None, 0), Err(e)),
+    };
+    if req.method() == Method::CONNECT {
+        let result = connect::tunnel(shared, &upstream, req).await;
+        return finish(shared, done(Some(&upstream), 1), result);
+    }
+
+    let fwd = Forward { attempts_cap: overrides.attempts, timeout_cap: overrides.timeout };
+    let (mut parts, body) = req.into_parts();
+    headers::prepare_request(&mut parts.headers, &parts.uri, parts.version, conn.client.ip(), &request_id);
+    let version = parts.version;
+    let req = Request::from_parts(parts, RequestBody::Streaming(body));
+    let Exchange { result, attempts } = upstream.call(req, fwd).await;
+    let result = result.map(|mut response| {
+        headers::prepare_response(response.headers_mut(), version);
+        response
+    });
+    finish(shared, done(Some(&upstream), attempts), result)
+}
+
+/// Chooses the upstream: dedicated listener, else the router.
+fn route(shared: &Shared, conn: &ConnInfo, req: &Request<Incoming>) -> Result<Arc<Upstream>, ProxyError> {
+    let router = shared.router.load();
+    if let Some(name) = &conn.dedicated {
+        return router.get(name).cloned().ok_or(ProxyError::NoRoute);
+    }
+    let name = match req.headers().get("x-rampart-upstream") {
+        Some(v) => Some(v.to_str().map_err(|_| ProxyError::BadRequest("x-rampart-upstream is not valid text"))?),
+        None => None,
+    };
+    let authority = match req.uri().authority() {
+        Some(a) => Some(a.as_str()),
+        None => match req.headers().get(HOST) {
+            Some(h) => {
+                let text = h.to_str().map_err(|_| ProxyError::BadRequest("invalid Host header"))?;
+                http::uri::Authority::try_from(text).map_err(|_| ProxyError::BadRequest("invalid Host header"))?;
+                Some(text)
+            }
+            None => None,
+        },
+    };
+    let (host, port) = match authority {
+        Some(a) => {
+            let (h, p) = split_authority(a);
+            (Some(h), p)
+        }
+        None => (None, None),
+    };
+    let path = if req.method() == Method::CONNECT { "/" } else { req.uri().path() };
+    let key = RouteKey { name, host: host.as_deref(), port, path };
+    router.route(key).map_err(|miss| match miss {
+        Miss::UnknownName | Miss::NoMatch => ProxyError::NoRoute,
+    })
+}
+
+/// Turns the result into the response the app gets, then counts and logs it.
+fn finish(shared: &Shared, done: Done<'_>, result: Result<Response<ResponseBody>, ProxyError>) -> Response<ResponseBody> {
+    let upstream_name = done.upstream.map(|u| u.label());
+    let (mut response, error) = match result {
+        Ok(response) => (response, None),
+        Err(e) => (local_response::local_response(&e, upstream_name), Some(e.code())),
+    };
+    let headers = response.headers_mut();
+    headers.insert(X_REQUEST_ID, done.request_id.clone());
+    if done.upstream.is_some() {
+        headers.insert(X_RAMPART_ATTEMPTS, HeaderValue::from(done.attempts));
+    }
+    let elapsed = done.started.elapsed();
+    let status = response.status().as_u16();
+    let metrics: &UpstreamMetrics = match done.upstream {
+        Some(u) => u.metrics(),
+        None => shared.metrics.unrouted(),
+    };
+    metrics.request_done(status, elapsed.as_secs_f64());
+    tracing::info!(
+        target: "rampart::access",
+        request_id = done.request_id.to_str().unwrap_or(""),
+        method = done.method.as_str(),
+        upstream = done.upstream.map_or("", |u| u.name()),
+        status,
+        attempts = done.attempts,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        error = error.unwrap_or(""),
+    );
+    response
+}

@@ -1,0 +1,72 @@
+//! Client listeners: an accept loop per bound address that takes a `max_connections` permit
+//! before accepting (so excess clients wait in the kernel backlog instead of costing us
+//! memory), survives accept errors such as EMFILE with a backoff, and hands each connection
+//! to hyper with the header limits and the graceful-shutdown watch.
+
+pub mod connection;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::LimitsPolicy;
+use crate::proxy::{ConnInfo, Shared};
+use connection::ConnectionBuilder;
+
+/// Longest pause after repeated accept errors.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// One listener's accept loop.
+#[derive(Debug)]
+pub struct Listener {
+    /// The bound socket.
+    pub listener: TcpListener,
+    /// Set for an upstream's dedicated `listen` address.
+    pub dedicated: Option<Arc<str>>,
+}
+
+/// Accepts until `stop` fires; connections already accepted keep running under `graceful`.
+pub async fn serve(
+    listener: Listener,
+    shared: Arc<Shared>,
+    limits: LimitsPolicy,
+    permits: Arc<Semaphore>,
+    graceful: Arc<GracefulShutdown>,
+    stop: CancellationToken,
+) {
+    let builder = ConnectionBuilder::new(&limits);
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            () = stop.cancelled() => return,
+        };
+        let (stream, client) = tokio::select! {
+            accepted = listener.listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed; backing off");
+                    drop(permit);
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = stop.cancelled() => return,
+                    }
+                    backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                    continue;
+                }
+            },
+            () = stop.cancelled() => return,
+        };
+        backoff = Duration::from_millis(5);
+        let _ = stream.set_nodelay(true);
+        let conn = ConnInfo { client, dedicated: listener.dedicated.clone() };
+        builder.spawn(stream, shared.clone(), conn, &graceful, permit);
+    }
+}

@@ -1,0 +1,22 @@
+//! Process signals (SPEC §7): the first SIGTERM or SIGINT starts the graceful sequence, a
+//! second one exits at once with code 1.
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+/// Waits for signals: cancels `begin` on the first, exits the process on the second.
+pub async fn watch_signals(begin: CancellationToken) -> std::io::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutdown requested"),
+        _ = int.recv() => tracing::info!(signal = "SIGINT", "shutdown requested"),
+    }
+    begin.cancel();
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    eprintln!("rampart: second signal, exiting now");
+    std::process::exit(1);
+}
