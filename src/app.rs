@@ -92,7 +92,10 @@ impl RunningApp {
 
     /// The address of an upstream's dedicated listener.
     pub fn dedicated_addr(&self, upstream: &str) -> Option<SocketAddr> {
-        self.dedicated_addrs.iter().find(|(n, _)| n == upstream).map(|(_, a)| *a)
+        self.dedicated_addrs
+            .iter()
+            .find(|(n, _)| n == upstream)
+            .map(|(_, a)| *a)
     }
 }
 
@@ -100,13 +103,19 @@ impl RunningApp {
 pub async fn start(config: Config) -> Result<RunningApp, StartError> {
     let main_listener = bind("listen", config.listen).await?;
     let admin_listener = bind("admin.listen", config.admin.listen).await?;
-    let mut listeners = vec![Listener { listener: main_listener, dedicated: None }];
+    let mut listeners = vec![Listener {
+        listener: main_listener,
+        dedicated: None,
+    }];
     let mut dedicated_addrs = Vec::new();
     for policy in &config.upstreams {
         if let Some(addr) = policy.listen {
             let listener = bind(&format!("upstreams.{}.listen", policy.name), addr).await?;
             dedicated_addrs.push((policy.name.clone(), local_addr(&listener, addr)));
-            listeners.push(Listener { listener, dedicated: Some(Arc::from(policy.name.as_str())) });
+            listeners.push(Listener {
+                listener,
+                dedicated: Some(Arc::from(policy.name.as_str())),
+            });
         }
     }
     let listen_addr = local_addr(&listeners[0].listener, config.listen);
@@ -124,8 +133,16 @@ pub async fn start(config: Config) -> Result<RunningApp, StartError> {
 
     let ready = Arc::new(AtomicBool::new(false));
     let admin_stop = CancellationToken::new();
-    let admin_state = Arc::new(AdminState { shared: shared.clone(), ready: ready.clone(), token: config.admin.token.clone() });
-    let admin_task = tokio::spawn(admin::serve(admin_listener, admin_state, admin_stop.clone()));
+    let admin_state = Arc::new(AdminState {
+        shared: shared.clone(),
+        ready: ready.clone(),
+        token: config.admin.token.clone(),
+    });
+    let admin_task = tokio::spawn(admin::serve(
+        admin_listener,
+        admin_state,
+        admin_stop.clone(),
+    ));
 
     let stop_accepting = CancellationToken::new();
     let permits = Arc::new(Semaphore::new(config.limits.max_connections));
@@ -159,7 +176,14 @@ pub async fn start(config: Config) -> Result<RunningApp, StartError> {
         policy: config.shutdown,
     };
     let done = tokio::spawn(sequence.run());
-    Ok(RunningApp { listen_addr, admin_addr, dedicated_addrs, shared, shutdown, done })
+    Ok(RunningApp {
+        listen_addr,
+        admin_addr,
+        dedicated_addrs,
+        shared,
+        shutdown,
+        done,
+    })
 }
 
 /// Builds every configured upstream and the routing table.
@@ -168,15 +192,26 @@ pub fn build_router(config: &Config, metrics: &Arc<Metrics>) -> Result<Router, S
         .upstreams
         .iter()
         .map(|p| {
-            Upstream::new(p.clone(), metrics)
-                .map_err(|source| StartError::Upstream { upstream: p.name.clone(), source })
+            Upstream::new(p.clone(), metrics).map_err(|source| StartError::Upstream {
+                upstream: p.name.clone(),
+                source,
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let passthrough = if config.passthrough.enabled {
         let d = &config.passthrough.defaults;
-        let client = upstream::client::build_plain(d.timeouts.connect, d.timeouts.idle)
-            .map_err(|source| StartError::Upstream { upstream: PASSTHROUGH_LABEL.into(), source })?;
-        Some(Passthrough::new(d.clone(), config.passthrough.max_hosts, client, metrics.upstream(PASSTHROUGH_LABEL)))
+        let client = upstream::client::build_plain(d.timeouts.connect, d.timeouts.idle).map_err(
+            |source| StartError::Upstream {
+                upstream: PASSTHROUGH_LABEL.into(),
+                source,
+            },
+        )?;
+        Some(Passthrough::new(
+            d.clone(),
+            config.passthrough.max_hosts,
+            client,
+            metrics.upstream(PASSTHROUGH_LABEL),
+        ))
     } else {
         None
     };
@@ -184,7 +219,13 @@ pub fn build_router(config: &Config, metrics: &Arc<Metrics>) -> Result<Router, S
 }
 
 async fn bind(field: &str, addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { field: field.to_owned(), addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            field: field.to_owned(),
+            addr,
+            source,
+        })
 }
 
 fn local_addr(listener: &TcpListener, configured: SocketAddr) -> SocketAddr {
@@ -208,14 +249,20 @@ impl Sequence {
     async fn run(self) -> Exit {
         self.shutdown.cancelled().await;
         self.ready.store(false, Ordering::Release);
-        tracing::info!(drain_delay_ms = self.policy.drain_delay.as_millis() as u64, "shutdown: /readyz is 503, still serving");
+        tracing::info!(
+            drain_delay_ms = self.policy.drain_delay.as_millis() as u64,
+            "shutdown: /readyz is 503, still serving"
+        );
         tokio::time::sleep(self.policy.drain_delay).await;
 
         self.stop_accepting.cancel();
         for task in self.accept_tasks {
             let _ = task.await;
         }
-        tracing::info!(timeout_ms = self.policy.timeout.as_millis() as u64, "shutdown: stopped accepting, draining in-flight requests");
+        tracing::info!(
+            timeout_ms = self.policy.timeout.as_millis() as u64,
+            "shutdown: stopped accepting, draining in-flight requests"
+        );
         self.shared.tunnels.close();
         let graceful = Arc::try_unwrap(self.graceful).unwrap_or_default();
         let tunnels = self.shared.tunnels.clone();
@@ -248,7 +295,10 @@ mod tests {
     use hyper_util::rt::TokioExecutor;
 
     use super::*;
-    use crate::config::{AdminPolicy, DefaultPolicies, LimitsPolicy, PassthroughPolicy, RuntimePolicy, ShutdownPolicy};
+    use crate::config::{
+        AdminPolicy, DefaultPolicies, LimitsPolicy, PassthroughPolicy, RuntimePolicy,
+        ShutdownPolicy,
+    };
     use crate::retry::policy::RetryPolicy;
     use crate::secret::Secret;
     use crate::upstream::policy::*;
@@ -261,11 +311,19 @@ mod tests {
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
-                        let host = req.headers().get("host").map(|h| h.to_str().unwrap().to_owned()).unwrap_or_default();
-                        let text = format!("{} {}", req.uri(), host);
-                        Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(Bytes::from(text))))
-                    });
+                    let svc = hyper::service::service_fn(
+                        |req: http::Request<hyper::body::Incoming>| async move {
+                            let host = req
+                                .headers()
+                                .get("host")
+                                .map(|h| h.to_str().unwrap().to_owned())
+                                .unwrap_or_default();
+                            let text = format!("{} {}", req.uri(), host);
+                            Ok::<_, std::convert::Infallible>(http::Response::new(
+                                http_body_util::Full::new(Bytes::from(text)),
+                            ))
+                        },
+                    );
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
                         .await;
@@ -277,14 +335,25 @@ mod tests {
 
     fn timeouts() -> TimeoutPolicy {
         let s = Duration::from_secs(2);
-        TimeoutPolicy { connect: s, request: s, per_try: s, idle: s }
+        TimeoutPolicy {
+            connect: s,
+            request: s,
+            per_try: s,
+            idle: s,
+        }
     }
 
     fn config(upstream: SocketAddr) -> Config {
         let policy = UpstreamPolicy {
             name: "svc".into(),
-            endpoints: vec![EndpointPolicy { url: format!("http://{upstream}").parse().unwrap(), weight: 1 }],
-            hosts: vec![HostMatch { host: "svc".into(), port: None }],
+            endpoints: vec![EndpointPolicy {
+                url: format!("http://{upstream}").parse().unwrap(),
+                weight: 1,
+            }],
+            hosts: vec![HostMatch {
+                host: "svc".into(),
+                port: None,
+            }],
             path_prefix: None,
             strip_prefix: false,
             listen: None,
@@ -303,15 +372,23 @@ mod tests {
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
         Config {
             listen: any,
-            admin: AdminPolicy { listen: any, token: Secret::default() },
-            runtime: RuntimePolicy { worker_threads: None },
+            admin: AdminPolicy {
+                listen: any,
+                token: Secret::default(),
+            },
+            runtime: RuntimePolicy {
+                worker_threads: None,
+            },
             limits: LimitsPolicy {
                 max_connections: 100,
                 max_request_header_bytes: 65536,
                 max_request_headers: 100,
                 header_read_timeout: Duration::from_secs(5),
             },
-            shutdown: ShutdownPolicy { drain_delay: Duration::ZERO, timeout: Duration::from_secs(2) },
+            shutdown: ShutdownPolicy {
+                drain_delay: Duration::ZERO,
+                timeout: Duration::from_secs(2),
+            },
             passthrough: PassthroughPolicy {
                 enabled: true,
                 max_hosts: 10,
@@ -333,9 +410,23 @@ mod tests {
         if let Some(h) = host {
             req = req.header("host", h);
         }
-        let resp = client.request(req.body(Empty::new()).unwrap()).await.unwrap();
+        let resp = client
+            .request(req.body(Empty::new()).unwrap())
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
-        (status, String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap())
+        (
+            status,
+            String::from_utf8(
+                resp.into_body()
+                    .collect()
+                    .await
+                    .unwrap()
+                    .to_bytes()
+                    .to_vec(),
+            )
+            .unwrap(),
+        )
     }
 
     #[tokio::test]
@@ -352,8 +443,14 @@ mod tests {
         assert_eq!((status, body), (200, format!("/x {upstream}")));
 
         let metrics = app.metrics().render();
-        assert!(metrics.contains("rampart_requests_total{upstream=\"svc\",code=\"200\"} 1"), "{metrics}");
-        assert!(metrics.contains("rampart_requests_total{upstream=\"passthrough\",code=\"200\"} 1"), "{metrics}");
+        assert!(
+            metrics.contains("rampart_requests_total{upstream=\"svc\",code=\"200\"} 1"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("rampart_requests_total{upstream=\"passthrough\",code=\"200\"} 1"),
+            "{metrics}"
+        );
 
         app.begin_shutdown();
         assert_eq!(app.wait().await, Exit::Clean);

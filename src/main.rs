@@ -34,7 +34,11 @@ fn report(source: &ConfigSource, error: &ConfigError) {
             for e in errors {
                 eprintln!("rampart: {}: {e}", source.describe());
             }
-            eprintln!("rampart: {} error(s) in {}", errors.len(), source.describe());
+            eprintln!(
+                "rampart: {} error(s) in {}",
+                errors.len(),
+                source.describe()
+            );
         }
         other => eprintln!("rampart: {other}"),
     }
@@ -103,7 +107,9 @@ fn run(cli_path: Option<&Path>) -> ExitCode {
 }
 
 fn probe(url: &str) -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
     let result = match runtime {
         Ok(rt) => rt.block_on(rampart::probe::probe(url)),
         Err(e) => Err(e.to_string()),

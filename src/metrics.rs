@@ -5,9 +5,12 @@
 use std::sync::{Arc, OnceLock};
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 
 use crate::outcome::Outcome;
+use crate::retry::{SkipReason, retry_reason};
 
 static META: Metadata<'static> = Metadata::new("rampart", Level::INFO, None);
 
@@ -19,23 +22,91 @@ const DURATION_BUCKETS: &[f64] = &[
 
 /// Name, type and help text of every metric rampart exports (SPEC §5 and additions).
 pub const METRICS: &[(&str, &str, &str)] = &[
-    ("rampart_circuit_breaker_state", "gauge", "Breaker state: 0 closed, 1 half-open, 2 open."),
-    ("rampart_circuit_breaker_endpoint_state", "gauge", "Per-endpoint breaker state (scope endpoint)."),
-    ("rampart_circuit_breaker_transitions_total", "counter", "Breaker state changes."),
-    ("rampart_circuit_breaker_opened_total", "counter", "Times a breaker opened, by reason."),
-    ("rampart_circuit_breaker_rejected_total", "counter", "Calls refused while the breaker was open."),
-    ("rampart_circuit_breaker_failure_ratio", "gauge", "Failures / calls over the current window."),
-    ("rampart_requests_total", "counter", "Responses sent to the app, local ones included."),
-    ("rampart_request_duration_seconds", "histogram", "Request latency as the app saw it, retries included."),
-    ("rampart_upstream_attempts_total", "counter", "Tries sent to endpoints, by outcome."),
-    ("rampart_retries_total", "counter", "Retries made, by reason."),
-    ("rampart_retries_skipped_total", "counter", "Retries due but not made, by reason."),
-    ("rampart_hedges_total", "counter", "Hedged second tries, by result."),
-    ("rampart_rate_limited_total", "counter", "Requests limited, by action."),
-    ("rampart_requests_in_flight", "gauge", "Requests in flight to the upstream."),
-    ("rampart_concurrency_rejected_total", "counter", "Requests refused by the bulkhead."),
-    ("rampart_config_reloads_total", "counter", "Config reloads, by result."),
-    ("rampart_build_info", "gauge", "Always 1; the version label says which build runs."),
+    (
+        "rampart_circuit_breaker_state",
+        "gauge",
+        "Breaker state: 0 closed, 1 half-open, 2 open.",
+    ),
+    (
+        "rampart_circuit_breaker_endpoint_state",
+        "gauge",
+        "Per-endpoint breaker state (scope endpoint).",
+    ),
+    (
+        "rampart_circuit_breaker_transitions_total",
+        "counter",
+        "Breaker state changes.",
+    ),
+    (
+        "rampart_circuit_breaker_opened_total",
+        "counter",
+        "Times a breaker opened, by reason.",
+    ),
+    (
+        "rampart_circuit_breaker_rejected_total",
+        "counter",
+        "Calls refused while the breaker was open.",
+    ),
+    (
+        "rampart_circuit_breaker_failure_ratio",
+        "gauge",
+        "Failures / calls over the current window.",
+    ),
+    (
+        "rampart_requests_total",
+        "counter",
+        "Responses sent to the app, local ones included.",
+    ),
+    (
+        "rampart_request_duration_seconds",
+        "histogram",
+        "Request latency as the app saw it, retries included.",
+    ),
+    (
+        "rampart_upstream_attempts_total",
+        "counter",
+        "Tries sent to endpoints, by outcome.",
+    ),
+    (
+        "rampart_retries_total",
+        "counter",
+        "Retries made, by reason.",
+    ),
+    (
+        "rampart_retries_skipped_total",
+        "counter",
+        "Retries due but not made, by reason.",
+    ),
+    (
+        "rampart_hedges_total",
+        "counter",
+        "Hedged second tries, by result.",
+    ),
+    (
+        "rampart_rate_limited_total",
+        "counter",
+        "Requests limited, by action.",
+    ),
+    (
+        "rampart_requests_in_flight",
+        "gauge",
+        "Requests in flight to the upstream.",
+    ),
+    (
+        "rampart_concurrency_rejected_total",
+        "counter",
+        "Requests refused by the bulkhead.",
+    ),
+    (
+        "rampart_config_reloads_total",
+        "counter",
+        "Config reloads, by result.",
+    ),
+    (
+        "rampart_build_info",
+        "gauge",
+        "Always 1; the version label says which build runs.",
+    ),
 ];
 
 /// The app's metrics registry and renderer.
@@ -70,9 +141,16 @@ impl Metrics {
             }
         }
         let handle = recorder.handle();
-        let metrics = Arc::new(Self { recorder, handle, unrouted: OnceLock::new() });
+        let metrics = Arc::new(Self {
+            recorder,
+            handle,
+            unrouted: OnceLock::new(),
+        });
         metrics
-            .gauge("rampart_build_info", vec![Label::new("version", env!("CARGO_PKG_VERSION"))])
+            .gauge(
+                "rampart_build_info",
+                vec![Label::new("version", env!("CARGO_PKG_VERSION"))],
+            )
             .set(1.0);
         metrics
     }
@@ -95,35 +173,43 @@ impl Metrics {
 
     /// Handles for requests that matched no upstream (`upstream=""`).
     pub fn unrouted(self: &Arc<Self>) -> &Arc<UpstreamMetrics> {
-        self.unrouted.get_or_init(|| Arc::new(UpstreamMetrics::requests_only(self, "")))
+        self.unrouted
+            .get_or_init(|| Arc::new(UpstreamMetrics::requests_only(self, "")))
     }
 
     /// `rampart_config_reloads_total{result}`.
     pub fn config_reload(&self, success: bool) {
         let result = if success { "success" } else { "failure" };
-        self.counter("rampart_config_reloads_total", vec![Label::new("result", result)])
-            .increment(1);
+        self.counter(
+            "rampart_config_reloads_total",
+            vec![Label::new("result", result)],
+        )
+        .increment(1);
     }
 
     /// Registers (or finds) a counter; for set-up paths, not per request.
     pub fn counter(&self, name: &'static str, labels: Vec<Label>) -> Counter {
-        self.recorder.register_counter(&Key::from_parts(name, labels), &META)
+        self.recorder
+            .register_counter(&Key::from_parts(name, labels), &META)
     }
 
     /// Registers (or finds) a gauge; for set-up paths, not per request.
     pub fn gauge(&self, name: &'static str, labels: Vec<Label>) -> Gauge {
-        self.recorder.register_gauge(&Key::from_parts(name, labels), &META)
+        self.recorder
+            .register_gauge(&Key::from_parts(name, labels), &META)
     }
 
     /// Registers (or finds) a histogram; for set-up paths, not per request.
     pub fn histogram(&self, name: &'static str, labels: Vec<Label>) -> Histogram {
-        self.recorder.register_histogram(&Key::from_parts(name, labels), &META)
+        self.recorder
+            .register_histogram(&Key::from_parts(name, labels), &META)
     }
 }
 
 /// Status codes common enough to get a pre-registered `requests_total` handle slot.
-const COMMON_CODES: [u16; 16] =
-    [200, 201, 202, 204, 301, 302, 304, 400, 401, 403, 404, 409, 429, 500, 502, 503];
+const COMMON_CODES: [u16; 16] = [
+    200, 201, 202, 204, 301, 302, 304, 400, 401, 403, 404, 409, 429, 500, 502, 503,
+];
 
 /// Pre-registered handles for one upstream label value.
 pub struct UpstreamMetrics {
@@ -139,11 +225,16 @@ pub struct UpstreamMetrics {
     pub breaker_state: Gauge,
     /// `rampart_concurrency_rejected_total`.
     pub concurrency_rejected: Counter,
+    retries: [Counter; 3],
+    skipped: [Counter; 6],
+    hedges: [Counter; 2],
 }
 
 impl std::fmt::Debug for UpstreamMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamMetrics").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("UpstreamMetrics")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -156,12 +247,22 @@ impl UpstreamMetrics {
         m.in_flight = registry.gauge("rampart_requests_in_flight", up());
         m.in_flight.set(0.0);
         m.concurrency_rejected = registry.counter("rampart_concurrency_rejected_total", up());
-        m.attempts = ["success", "http_error", "connect_error", "reset", "timeout"].map(|o| {
+        let labelled = |metric: &'static str, key: &'static str, value: &'static str| {
             registry.counter(
-                "rampart_upstream_attempts_total",
-                vec![Label::new("upstream", name.to_owned()), Label::new("outcome", o)],
+                metric,
+                vec![
+                    Label::new("upstream", name.to_owned()),
+                    Label::new(key, value),
+                ],
             )
-        });
+        };
+        m.attempts = ["success", "http_error", "connect_error", "reset", "timeout"]
+            .map(|o| labelled("rampart_upstream_attempts_total", "outcome", o));
+        m.retries = ["connect_failure", "reset", "timeout"]
+            .map(|r| labelled("rampart_retries_total", "reason", r));
+        m.skipped = SkipReason::ALL
+            .map(|r| labelled("rampart_retries_skipped_total", "reason", r.as_str()));
+        m.hedges = ["won", "lost"].map(|r| labelled("rampart_hedges_total", "result", r));
         m
     }
 
@@ -179,6 +280,9 @@ impl UpstreamMetrics {
             attempts: std::array::from_fn(|_| Counter::noop()),
             breaker_state: Gauge::noop(),
             concurrency_rejected: Counter::noop(),
+            retries: std::array::from_fn(|_| Counter::noop()),
+            skipped: std::array::from_fn(|_| Counter::noop()),
+            hedges: std::array::from_fn(|_| Counter::noop()),
         }
     }
 
@@ -196,7 +300,9 @@ impl UpstreamMetrics {
     pub fn request_done(&self, status: u16, seconds: f64) {
         self.duration.record(seconds);
         match COMMON_CODES.iter().position(|c| *c == status) {
-            Some(i) => self.common_codes[i].get_or_init(|| self.code_counter(status)).increment(1),
+            Some(i) => self.common_codes[i]
+                .get_or_init(|| self.code_counter(status))
+                .increment(1),
             None => self.code_counter(status).increment(1),
         }
     }
@@ -204,7 +310,10 @@ impl UpstreamMetrics {
     fn code_counter(&self, status: u16) -> Counter {
         self.registry.counter(
             "rampart_requests_total",
-            vec![Label::new("upstream", self.name.to_string()), Label::new("code", status.to_string())],
+            vec![
+                Label::new("upstream", self.name.to_string()),
+                Label::new("code", status.to_string()),
+            ],
         )
     }
 
@@ -219,6 +328,39 @@ impl UpstreamMetrics {
         };
         self.attempts[i].increment(1);
     }
+
+    /// Counts a retry of a try that ended with `outcome`.
+    pub fn retry(&self, outcome: Outcome) {
+        match outcome {
+            Outcome::ConnectFailure => self.retries[0].increment(1),
+            Outcome::Reset => self.retries[1].increment(1),
+            Outcome::Timeout => self.retries[2].increment(1),
+            Outcome::Success(_) | Outcome::Status(_) => self
+                .registry
+                .counter(
+                    "rampart_retries_total",
+                    vec![
+                        Label::new("upstream", self.name.to_string()),
+                        Label::new("reason", retry_reason(outcome)),
+                    ],
+                )
+                .increment(1),
+        }
+    }
+
+    /// Counts a retry that was due but not made.
+    pub fn retry_skipped(&self, reason: SkipReason) {
+        let i = SkipReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        self.skipped[i].increment(1);
+    }
+
+    /// Counts a hedged second try: `won` when its response was used.
+    pub fn hedge(&self, won: bool) {
+        self.hedges[usize::from(!won)].increment(1);
+    }
 }
 
 #[cfg(test)]
@@ -230,20 +372,36 @@ mod tests {
         let metrics = Metrics::new();
         let up = metrics.upstream("payments");
         let text = metrics.render();
-        assert!(text.contains("rampart_circuit_breaker_state{upstream=\"payments\"} 0"), "{text}");
+        assert!(
+            text.contains("rampart_circuit_breaker_state{upstream=\"payments\"} 0"),
+            "{text}"
+        );
         assert!(text.contains("rampart_build_info{version=\""), "{text}");
         up.request_done(200, 0.002);
         up.request_done(418, 0.002);
         up.attempt(Outcome::Timeout);
         metrics.upkeep();
         let text = metrics.render();
-        assert!(text.contains("rampart_requests_total{upstream=\"payments\",code=\"200\"} 1"), "{text}");
-        assert!(text.contains("rampart_requests_total{upstream=\"payments\",code=\"418\"} 1"), "{text}");
         assert!(
-            text.contains("rampart_upstream_attempts_total{upstream=\"payments\",outcome=\"timeout\"} 1"),
+            text.contains("rampart_requests_total{upstream=\"payments\",code=\"200\"} 1"),
             "{text}"
         );
-        assert!(text.contains("rampart_request_duration_seconds_bucket{upstream=\"payments\",le=\"0.0025\"} 2"), "{text}");
+        assert!(
+            text.contains("rampart_requests_total{upstream=\"payments\",code=\"418\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "rampart_upstream_attempts_total{upstream=\"payments\",outcome=\"timeout\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "rampart_request_duration_seconds_bucket{upstream=\"payments\",le=\"0.0025\"} 2"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

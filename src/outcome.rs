@@ -65,7 +65,12 @@ pub struct OutcomeFilter {
 impl OutcomeFilter {
     /// An empty filter.
     pub const fn empty() -> Self {
-        Self { connect_failure: false, reset: false, timeout: false, statuses: [0; 10] }
+        Self {
+            connect_failure: false,
+            reset: false,
+            timeout: false,
+            statuses: [0; 10],
+        }
     }
 
     /// Adds one status code; codes outside 100..=599 are ignored (validation refuses them).

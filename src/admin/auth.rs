@@ -15,11 +15,18 @@ pub fn authorized(token: &Secret, headers: &HeaderMap) -> bool {
     let Some(presented) = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
     else {
         return false;
     };
-    presented.trim().as_bytes().ct_eq(token.expose().as_bytes()).into()
+    presented
+        .trim()
+        .as_bytes()
+        .ct_eq(token.expose().as_bytes())
+        .into()
 }
 
 #[cfg(test)]

@@ -42,7 +42,10 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, stop: Cancella
     let metrics = state.shared.metrics.clone();
     let upkeep = tokio::spawn(periodic_upkeep(metrics, stop.clone()));
     let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10));
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -60,7 +63,9 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, stop: Cancella
             let state = state.clone();
             async move { Ok::<_, Infallible>(handle(&state, req)) }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
         let stop = stop.clone();
         tokio::spawn(async move {
             tokio::select! {
@@ -105,7 +110,10 @@ fn handle(state: &AdminState, req: Request<Incoming>) -> Response<ResponseBody> 
         }
         (_, p) if p.starts_with("/admin/") || p == "/admin" => {
             if !auth::authorized(&state.token, req.headers()) {
-                return json(StatusCode::UNAUTHORIZED, r#"{"error":"unauthorized"}"#.into());
+                return json(
+                    StatusCode::UNAUTHORIZED,
+                    r#"{"error":"unauthorized"}"#.into(),
+                );
             }
             json(StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#.into())
         }
@@ -117,6 +125,8 @@ fn handle(state: &AdminState, req: Request<Incoming>) -> Response<ResponseBody> 
 fn json(status: StatusCode, body: String) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::full(Bytes::from(body)));
     *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }

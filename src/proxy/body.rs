@@ -53,9 +53,12 @@ impl Body for ResponseBody {
                 }
                 polled
             }
-            ResponseBody::Full(bytes) => {
-                Poll::Ready(bytes.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b))))
-            }
+            ResponseBody::Full(bytes) => Poll::Ready(
+                bytes
+                    .take()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| Ok(Frame::data(b))),
+            ),
         }
     }
 
@@ -83,6 +86,13 @@ pub enum RequestBody {
     Streaming(Incoming),
     /// A body buffered for replay (retries); cheap to clone.
     Buffered(Option<Bytes>),
+    /// A body that outgrew the replay buffer: what was read, then the rest of the stream.
+    Prefixed {
+        /// Chunks already read while trying to buffer, sent first.
+        prefix: std::collections::VecDeque<Bytes>,
+        /// The remainder, streamed.
+        rest: Incoming,
+    },
 }
 
 impl RequestBody {
@@ -102,9 +112,16 @@ impl Body for RequestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             RequestBody::Streaming(body) => Pin::new(body).poll_frame(cx),
-            RequestBody::Buffered(bytes) => {
-                Poll::Ready(bytes.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b))))
-            }
+            RequestBody::Buffered(bytes) => Poll::Ready(
+                bytes
+                    .take()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| Ok(Frame::data(b))),
+            ),
+            RequestBody::Prefixed { prefix, rest } => match prefix.pop_front() {
+                Some(chunk) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
+                None => Pin::new(rest).poll_frame(cx),
+            },
         }
     }
 
@@ -112,6 +129,7 @@ impl Body for RequestBody {
         match self {
             RequestBody::Streaming(body) => body.is_end_stream(),
             RequestBody::Buffered(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
+            RequestBody::Prefixed { prefix, rest } => prefix.is_empty() && rest.is_end_stream(),
         }
     }
 
@@ -120,6 +138,16 @@ impl Body for RequestBody {
             RequestBody::Streaming(body) => body.size_hint(),
             RequestBody::Buffered(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            RequestBody::Prefixed { prefix, rest } => {
+                let read: u64 = prefix.iter().map(|b| b.len() as u64).sum();
+                let rest = rest.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(read + rest.lower());
+                if let Some(upper) = rest.upper() {
+                    hint.set_upper(read + upper);
+                }
+                hint
             }
         }
     }

@@ -22,13 +22,28 @@ pub async fn tunnel(
     upstream: &Arc<Upstream>,
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, ProxyError> {
-    let authority = req.uri().authority().cloned().ok_or(ProxyError::BadRequest("CONNECT needs host:port"))?;
-    let port = authority.port_u16().ok_or(ProxyError::BadRequest("CONNECT needs host:port"))?;
-    let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_owned();
+    let authority = req
+        .uri()
+        .authority()
+        .cloned()
+        .ok_or(ProxyError::BadRequest("CONNECT needs host:port"))?;
+    let port = authority
+        .port_u16()
+        .ok_or(ProxyError::BadRequest("CONNECT needs host:port"))?;
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
 
     let in_flight = upstream.admit()?;
     let connect_timeout = upstream.policy().timeouts.connect;
-    let server = match tokio::time::timeout(connect_timeout, TcpStream::connect((host.as_str(), port))).await {
+    let server = match tokio::time::timeout(
+        connect_timeout,
+        TcpStream::connect((host.as_str(), port)),
+    )
+    .await
+    {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
             upstream.metrics().attempt(Outcome::ConnectFailure);

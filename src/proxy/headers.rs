@@ -35,12 +35,18 @@ pub fn prepare_request(
     request_id: &HeaderValue,
 ) {
     // gRPC and HTTP/2 need `te: trailers` end to end; every other TE value is hop-by-hop.
-    let te_trailers = headers.get(TE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    let te_trailers = headers
+        .get(TE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
     strip_hop_by_hop(headers);
     if te_trailers {
         headers.insert(TE, HeaderValue::from_static("trailers"));
     }
-    for name in ["x-rampart-upstream", "x-rampart-attempts", "x-rampart-timeout-ms"] {
+    for name in [
+        "x-rampart-upstream",
+        "x-rampart-attempts",
+        "x-rampart-timeout-ms",
+    ] {
         headers.remove(name);
     }
     // HTTP/2 carries the authority in the URI only; HTTP/1.1 upstreams need a Host header.
@@ -107,7 +113,9 @@ pub fn head_size(method: &http::Method, uri: &Uri, headers: &HeaderMap) -> usize
         + uri.authority().map_or(0, |a| a.as_str().len())
         + uri.path_and_query().map_or(1, |p| p.as_str().len());
     let line = method.as_str().len() + uri_len + 12;
-    headers.iter().fold(line, |n, (k, v)| n + k.as_str().len() + v.len() + 4)
+    headers
+        .iter()
+        .fold(line, |n, (k, v)| n + k.as_str().len() + v.len() + 4)
 }
 
 #[cfg(test)]
@@ -117,7 +125,10 @@ mod tests {
     #[test]
     fn hop_by_hop_and_connection_named_headers_are_removed() {
         let mut h = HeaderMap::new();
-        h.insert(CONNECTION, HeaderValue::from_static("keep-alive, x-secret-hop"));
+        h.insert(
+            CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret-hop"),
+        );
         h.insert("x-secret-hop", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("proxy-authorization", HeaderValue::from_static("Basic x"));
@@ -128,8 +139,21 @@ mod tests {
         h.insert("x-keep", HeaderValue::from_static("yes"));
         let id = HeaderValue::from_static("abc");
         let uri: Uri = "http://svc:8080/x".parse().unwrap();
-        prepare_request(&mut h, &uri, Version::HTTP_11, "127.0.0.1".parse().unwrap(), &id);
-        for gone in ["connection", "x-secret-hop", "keep-alive", "proxy-authorization", "upgrade", "x-rampart-attempts"] {
+        prepare_request(
+            &mut h,
+            &uri,
+            Version::HTTP_11,
+            "127.0.0.1".parse().unwrap(),
+            &id,
+        );
+        for gone in [
+            "connection",
+            "x-secret-hop",
+            "keep-alive",
+            "proxy-authorization",
+            "upgrade",
+            "x-rampart-attempts",
+        ] {
             assert!(!h.contains_key(gone), "{gone} survived");
         }
         assert_eq!(h[TE], "trailers");

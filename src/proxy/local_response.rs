@@ -35,7 +35,11 @@ pub fn local_response(err: &ProxyError, upstream: Option<&str>) -> Response<Resp
     }
     if let ProxyError::RateLimited(info) = err {
         let policy = format!("\"default\";q={};w={}", info.quota, info.window_secs);
-        let state = format!("\"default\";r={};t={}", info.remaining, ceil_secs(info.retry_after));
+        let state = format!(
+            "\"default\";r={};t={}",
+            info.remaining,
+            ceil_secs(info.retry_after)
+        );
         if let Ok(v) = HeaderValue::from_str(&policy) {
             headers.insert("ratelimit-policy", v);
         }
@@ -50,9 +54,10 @@ pub fn local_response(err: &ProxyError, upstream: Option<&str>) -> Response<Resp
 pub fn plain(status: StatusCode, text: &'static str) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::full(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 
@@ -78,13 +83,27 @@ mod tests {
         };
         let cases = [
             (ProxyError::RateLimited(info), 429, "rate_limited"),
-            (ProxyError::CircuitOpen { retry_after: Duration::from_secs(3) }, 503, "circuit_open"),
+            (
+                ProxyError::CircuitOpen {
+                    retry_after: Duration::from_secs(3),
+                },
+                503,
+                "circuit_open",
+            ),
             (ProxyError::Overloaded, 503, "overloaded"),
             (ProxyError::UpstreamUnavailable, 502, "upstream_unavailable"),
             (ProxyError::UpstreamTimeout, 504, "upstream_timeout"),
             (ProxyError::NoRoute, 404, "no_route"),
-            (ProxyError::BadRequest("bad x-rampart-attempts"), 400, "bad_request"),
-            (ProxyError::RequestHeadersTooLarge, 431, "request_headers_too_large"),
+            (
+                ProxyError::BadRequest("bad x-rampart-attempts"),
+                400,
+                "bad_request",
+            ),
+            (
+                ProxyError::RequestHeadersTooLarge,
+                431,
+                "request_headers_too_large",
+            ),
         ];
         for (err, status, code) in cases {
             let resp = local_response(&err, Some("payments"));

@@ -62,7 +62,10 @@ pub struct ProxyService {
 impl ProxyService {
     /// A service for a connection accepted from `conn.client`.
     pub fn new(shared: Arc<Shared>, conn: ConnInfo) -> Self {
-        Self { shared, conn: Arc::new(conn) }
+        Self {
+            shared,
+            conn: Arc::new(conn),
+        }
     }
 }
 
@@ -87,17 +90,31 @@ struct Done<'a> {
     attempts: u32,
 }
 
-async fn handle(shared: &Shared, conn: &ConnInfo, req: Request<Incoming>) -> Response<ResponseBody> {
+async fn handle(
+    shared: &Shared,
+    conn: &ConnInfo,
+    req: Request<Incoming>,
+) -> Response<ResponseBody> {
     let started = Instant::now();
     let request_id = match req.headers().get(&X_REQUEST_ID) {
         Some(id) if !id.is_empty() => id.clone(),
         _ => headers::new_request_id(),
     };
     let method = req.method().clone();
-    let done = |upstream, attempts| Done { started, request_id: &request_id, method: &method, upstream, attempts };
+    let done = |upstream, attempts| Done {
+        started,
+        request_id: &request_id,
+        method: &method,
+        upstream,
+        attempts,
+    };
 
     if headers::head_size(req.method(), req.uri(), req.headers()) > shared.max_header_bytes {
-        return finish(shared, done(None, 0), Err(ProxyError::RequestHeadersTooLarge));
+        return finish(
+            shared,
+            done(None, 0),
+            Err(ProxyError::RequestHeadersTooLarge),
+        );
     }
     let overrides = match overrides::parse(req.headers()) {
         Ok(o) => o,
@@ -112,9 +129,18 @@ async fn handle(shared: &Shared, conn: &ConnInfo, req: Request<Incoming>) -> Res
         return finish(shared, done(Some(&upstream), 1), result);
     }
 
-    let fwd = Forward { attempts_cap: overrides.attempts, timeout_cap: overrides.timeout };
+    let fwd = Forward {
+        attempts_cap: overrides.attempts,
+        timeout_cap: overrides.timeout,
+    };
     let (mut parts, body) = req.into_parts();
-    headers::prepare_request(&mut parts.headers, &parts.uri, parts.version, conn.client.ip(), &request_id);
+    headers::prepare_request(
+        &mut parts.headers,
+        &parts.uri,
+        parts.version,
+        conn.client.ip(),
+        &request_id,
+    );
     let version = parts.version;
     let req = Request::from_parts(parts, RequestBody::Streaming(body));
     let Exchange { result, attempts } = upstream.call(req, fwd).await;
@@ -126,21 +152,31 @@ async fn handle(shared: &Shared, conn: &ConnInfo, req: Request<Incoming>) -> Res
 }
 
 /// Chooses the upstream: dedicated listener, else the router.
-fn route(shared: &Shared, conn: &ConnInfo, req: &Request<Incoming>) -> Result<Arc<Upstream>, ProxyError> {
+fn route(
+    shared: &Shared,
+    conn: &ConnInfo,
+    req: &Request<Incoming>,
+) -> Result<Arc<Upstream>, ProxyError> {
     let router = shared.router.load();
     if let Some(name) = &conn.dedicated {
         return router.get(name).cloned().ok_or(ProxyError::NoRoute);
     }
     let name = match req.headers().get("x-rampart-upstream") {
-        Some(v) => Some(v.to_str().map_err(|_| ProxyError::BadRequest("x-rampart-upstream is not valid text"))?),
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ProxyError::BadRequest("x-rampart-upstream is not valid text"))?,
+        ),
         None => None,
     };
     let authority = match req.uri().authority() {
         Some(a) => Some(a.as_str()),
         None => match req.headers().get(HOST) {
             Some(h) => {
-                let text = h.to_str().map_err(|_| ProxyError::BadRequest("invalid Host header"))?;
-                http::uri::Authority::try_from(text).map_err(|_| ProxyError::BadRequest("invalid Host header"))?;
+                let text = h
+                    .to_str()
+                    .map_err(|_| ProxyError::BadRequest("invalid Host header"))?;
+                http::uri::Authority::try_from(text)
+                    .map_err(|_| ProxyError::BadRequest("invalid Host header"))?;
                 Some(text)
             }
             None => None,
@@ -153,19 +189,35 @@ fn route(shared: &Shared, conn: &ConnInfo, req: &Request<Incoming>) -> Result<Ar
         }
         None => (None, None),
     };
-    let path = if req.method() == Method::CONNECT { "/" } else { req.uri().path() };
-    let key = RouteKey { name, host: host.as_deref(), port, path };
+    let path = if req.method() == Method::CONNECT {
+        "/"
+    } else {
+        req.uri().path()
+    };
+    let key = RouteKey {
+        name,
+        host: host.as_deref(),
+        port,
+        path,
+    };
     router.route(key).map_err(|miss| match miss {
         Miss::UnknownName | Miss::NoMatch => ProxyError::NoRoute,
     })
 }
 
 /// Turns the result into the response the app gets, then counts and logs it.
-fn finish(shared: &Shared, done: Done<'_>, result: Result<Response<ResponseBody>, ProxyError>) -> Response<ResponseBody> {
+fn finish(
+    shared: &Shared,
+    done: Done<'_>,
+    result: Result<Response<ResponseBody>, ProxyError>,
+) -> Response<ResponseBody> {
     let upstream_name = done.upstream.map(|u| u.label());
     let (mut response, error) = match result {
         Ok(response) => (response, None),
-        Err(e) => (local_response::local_response(&e, upstream_name), Some(e.code())),
+        Err(e) => (
+            local_response::local_response(&e, upstream_name),
+            Some(e.code()),
+        ),
     };
     let headers = response.headers_mut();
     headers.insert(X_REQUEST_ID, done.request_id.clone());

@@ -18,19 +18,34 @@ pub struct Overrides {
 
 /// Reads the override headers, refusing malformed values.
 pub fn parse(headers: &HeaderMap) -> Result<Overrides, ProxyError> {
-    let attempts = positive(headers, "x-rampart-attempts", "x-rampart-attempts must be a positive integer")?;
-    let timeout = positive(headers, "x-rampart-timeout-ms", "x-rampart-timeout-ms must be a positive integer")?;
+    let attempts = positive(
+        headers,
+        "x-rampart-attempts",
+        "x-rampart-attempts must be a positive integer",
+    )?;
+    let timeout = positive(
+        headers,
+        "x-rampart-timeout-ms",
+        "x-rampart-timeout-ms must be a positive integer",
+    )?;
     Ok(Overrides {
         attempts: attempts.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
         timeout: timeout.map(Duration::from_millis),
     })
 }
 
-fn positive(headers: &HeaderMap, name: &str, message: &'static str) -> Result<Option<u64>, ProxyError> {
+fn positive(
+    headers: &HeaderMap,
+    name: &str,
+    message: &'static str,
+) -> Result<Option<u64>, ProxyError> {
     let Some(value) = headers.get(name) else {
         return Ok(None);
     };
-    let text = value.to_str().map_err(|_| ProxyError::BadRequest(message))?.trim();
+    let text = value
+        .to_str()
+        .map_err(|_| ProxyError::BadRequest(message))?
+        .trim();
     match text.parse::<u64>() {
         Ok(n) if n > 0 && text.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(n)),
         _ => Err(ProxyError::BadRequest(message)),
@@ -43,13 +58,19 @@ mod tests {
 
     fn with(name: &str, value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+        h.insert(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
         h
     }
 
     #[test]
     fn positive_integers_parse_and_everything_else_is_a_400() {
-        assert_eq!(parse(&with("x-rampart-attempts", "2")).unwrap().attempts, Some(2));
+        assert_eq!(
+            parse(&with("x-rampart-attempts", "2")).unwrap().attempts,
+            Some(2)
+        );
         assert_eq!(
             parse(&with("x-rampart-timeout-ms", "150")).unwrap().timeout,
             Some(Duration::from_millis(150))

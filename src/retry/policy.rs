@@ -82,7 +82,10 @@ impl RetryPolicy {
                 base: Duration::ZERO,
                 max: Duration::ZERO,
             },
-            retry_after: RetryAfterPolicy { honor: false, max: Duration::ZERO },
+            retry_after: RetryAfterPolicy {
+                honor: false,
+                max: Duration::ZERO,
+            },
             budget: None,
             max_body_bytes: 0,
             hedge_delay: Duration::ZERO,

@@ -56,27 +56,42 @@ pub struct RouteKey<'a> {
 impl Router {
     /// Builds the table from live upstreams (in config order) and an optional passthrough.
     pub fn new(upstreams: Vec<Arc<Upstream>>, passthrough: Option<Passthrough>) -> Self {
-        let mut router = Router { passthrough, ..Router::default() };
+        let mut router = Router {
+            passthrough,
+            ..Router::default()
+        };
         for upstream in &upstreams {
             let policy = upstream.policy();
-            router.by_name.insert(Arc::from(upstream.name()), upstream.clone());
+            router
+                .by_name
+                .insert(Arc::from(upstream.name()), upstream.clone());
             for host in &policy.hosts {
-                router.by_host.entry(host.host.clone()).or_default().push(HostRoute {
-                    port: host.port,
-                    prefix: policy.path_prefix.clone(),
-                    upstream: upstream.clone(),
-                });
+                router
+                    .by_host
+                    .entry(host.host.clone())
+                    .or_default()
+                    .push(HostRoute {
+                        port: host.port,
+                        prefix: policy.path_prefix.clone(),
+                        upstream: upstream.clone(),
+                    });
             }
             if policy.hosts.is_empty()
                 && let Some(prefix) = &policy.path_prefix
             {
-                router.by_prefix.entry(prefix.clone()).or_insert_with(|| upstream.clone());
+                router
+                    .by_prefix
+                    .entry(prefix.clone())
+                    .or_insert_with(|| upstream.clone());
             }
         }
         for routes in router.by_host.values_mut() {
             // Longest prefix first; a port-specific entry before a port-less one.
             routes.sort_by_key(|r| {
-                (std::cmp::Reverse(r.prefix.as_ref().map_or(0, String::len)), r.port.is_none())
+                (
+                    std::cmp::Reverse(r.prefix.as_ref().map_or(0, String::len)),
+                    r.port.is_none(),
+                )
             });
         }
         router.ordered = upstreams;
@@ -97,7 +112,9 @@ impl Router {
             return Ok(upstream.clone());
         }
         match (&self.passthrough, key.host) {
-            (Some(passthrough), Some(host)) => Ok(passthrough.upstream(host, key.port.unwrap_or(80))),
+            (Some(passthrough), Some(host)) => {
+                Ok(passthrough.upstream(host, key.port.unwrap_or(80)))
+            }
             _ => Err(Miss::NoMatch),
         }
     }
@@ -119,7 +136,9 @@ impl Router {
 
     /// Upstreams with a dedicated listener, and its address.
     pub fn dedicated_listeners(&self) -> impl Iterator<Item = (SocketAddr, &Arc<Upstream>)> {
-        self.ordered.iter().filter_map(|u| u.policy().listen.map(|addr| (addr, u)))
+        self.ordered
+            .iter()
+            .filter_map(|u| u.policy().listen.map(|addr| (addr, u)))
     }
 
     fn by_authority(&self, host: &str, port: Option<u16>, path: &str) -> Option<&Arc<Upstream>> {
@@ -128,7 +147,9 @@ impl Router {
             .iter()
             .find(|r| {
                 r.port.is_none_or(|p| Some(p) == port)
-                    && r.prefix.as_deref().is_none_or(|p| crate::upstream::prefix_matches(p, path))
+                    && r.prefix
+                        .as_deref()
+                        .is_none_or(|p| crate::upstream::prefix_matches(p, path))
             })
             .map(|r| &r.upstream)
     }
@@ -179,9 +200,15 @@ mod tests {
 
     #[test]
     fn authorities_split_into_lowercase_host_and_port() {
-        assert_eq!(split_authority("API.example.com:8080"), ("api.example.com".into(), Some(8080)));
+        assert_eq!(
+            split_authority("API.example.com:8080"),
+            ("api.example.com".into(), Some(8080))
+        );
         assert_eq!(split_authority("payments"), ("payments".into(), None));
         assert_eq!(split_authority("[::1]:9000"), ("::1".into(), Some(9000)));
-        assert_eq!(split_authority("example.com."), ("example.com".into(), None));
+        assert_eq!(
+            split_authority("example.com."),
+            ("example.com".into(), None)
+        );
     }
 }

@@ -36,7 +36,12 @@ impl Passthrough {
         metrics: Arc<UpstreamMetrics>,
     ) -> Self {
         let cap = NonZeroUsize::new(max_hosts).unwrap_or(NonZeroUsize::MIN);
-        Self { defaults, client, metrics, table: Mutex::new(LruCache::new(cap)) }
+        Self {
+            defaults,
+            client,
+            metrics,
+            table: Mutex::new(LruCache::new(cap)),
+        }
     }
 
     /// The implicit upstream for `host:port`, created on first use.
@@ -45,7 +50,11 @@ impl Passthrough {
         if let Some(found) = table.get(&(host.to_owned(), port)) {
             return found.clone();
         }
-        let upstream = Upstream::with_client(self.policy(host, port), self.client.clone(), self.metrics.clone());
+        let upstream = Upstream::with_client(
+            self.policy(host, port),
+            self.client.clone(),
+            self.metrics.clone(),
+        );
         table.put((host.to_owned(), port), upstream.clone());
         upstream
     }
@@ -57,11 +66,17 @@ impl Passthrough {
     }
 
     fn policy(&self, host: &str, port: u16) -> UpstreamPolicy {
-        let authority = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+        let authority = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
         let d = &self.defaults;
         UpstreamPolicy {
             endpoints: vec![EndpointPolicy {
-                url: format!("http://{authority}").parse().unwrap_or_else(|_| http::Uri::from_static("http://invalid:80")),
+                url: format!("http://{authority}")
+                    .parse()
+                    .unwrap_or_else(|_| http::Uri::from_static("http://invalid:80")),
                 weight: 1,
             }],
             name: authority,

@@ -41,7 +41,9 @@ impl ConnectionBuilder {
             .http2()
             .timer(TokioTimer::new())
             .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-            .max_header_list_size(u32::try_from(limits.max_request_header_bytes).unwrap_or(u32::MAX))
+            .max_header_list_size(
+                u32::try_from(limits.max_request_header_bytes).unwrap_or(u32::MAX),
+            )
             .max_pending_accept_reset_streams(MAX_PENDING_RESETS);
         Self { builder }
     }

@@ -95,8 +95,10 @@ impl Balancer {
 fn smooth_schedule(weights: &[u64]) -> Vec<usize> {
     let sum: u64 = weights.iter().sum();
     let scale = sum.div_ceil(MAX_SCHEDULE).max(1);
-    let weights: Vec<i64> =
-        weights.iter().map(|w| i64::try_from((w / scale).max(1)).unwrap_or(1)).collect();
+    let weights: Vec<i64> = weights
+        .iter()
+        .map(|w| i64::try_from((w / scale).max(1)).unwrap_or(1))
+        .collect();
     let total: i64 = weights.iter().sum();
     let mut current = vec![0i64; weights.len()];
     (0..total)
@@ -104,7 +106,9 @@ fn smooth_schedule(weights: &[u64]) -> Vec<usize> {
             for (c, w) in current.iter_mut().zip(&weights) {
                 *c += w;
             }
-            let best = (0..current.len()).max_by_key(|&i| (current[i], -(i as i64))).unwrap_or(0);
+            let best = (0..current.len())
+                .max_by_key(|&i| (current[i], -(i as i64)))
+                .unwrap_or(0);
             current[best] -= total;
             best
         })
@@ -142,7 +146,10 @@ mod tests {
     #[test]
     fn smooth_round_robin_interleaves_by_weight() {
         assert_eq!(smooth_schedule(&[5, 1, 1]), vec![0, 0, 1, 0, 2, 0, 0]);
-        assert_eq!(shares(LoadBalancing::RoundRobin, &[1, 2], 300), vec![100, 200]);
+        assert_eq!(
+            shares(LoadBalancing::RoundRobin, &[1, 2], 300),
+            vec![100, 200]
+        );
     }
 
     #[test]
@@ -166,7 +173,11 @@ mod tests {
     #[test]
     fn avoids_the_failed_and_unhealthy_endpoints_until_none_is_left() {
         let eps = endpoints(&[1, 1, 1]);
-        for strategy in [LoadBalancing::RoundRobin, LoadBalancing::Random, LoadBalancing::LeastRequest] {
+        for strategy in [
+            LoadBalancing::RoundRobin,
+            LoadBalancing::Random,
+            LoadBalancing::LeastRequest,
+        ] {
             let b = Balancer::new(strategy, &eps);
             eps[1].set_healthy(false);
             for _ in 0..50 {

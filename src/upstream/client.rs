@@ -41,7 +41,11 @@ pub fn build(policy: &UpstreamPolicy) -> Result<HttpClient, TlsError> {
         UpstreamProtocol::Http2 => builder.enable_http2().wrap_connector(http),
         UpstreamProtocol::Auto => builder.enable_all_versions().wrap_connector(http),
     };
-    Ok(client_builder(policy.timeouts.idle, policy.protocol == UpstreamProtocol::Http2).build(https))
+    Ok(client_builder(
+        policy.timeouts.idle,
+        policy.protocol == UpstreamProtocol::Http2,
+    )
+    .build(https))
 }
 
 /// A plain-HTTP client for passthrough authorities (absolute-form `http://` requests).

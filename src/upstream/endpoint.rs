@@ -26,7 +26,11 @@ impl Endpoint {
     /// Builds the live endpoint from its policy.
     pub fn new(policy: &EndpointPolicy) -> Self {
         let scheme = policy.url.scheme().cloned().unwrap_or(Scheme::HTTP);
-        let authority = policy.url.authority().cloned().expect("validated endpoint has authority");
+        let authority = policy
+            .url
+            .authority()
+            .cloned()
+            .expect("validated endpoint has authority");
         Self {
             url: format!("{scheme}://{authority}"),
             scheme,

@@ -16,6 +16,7 @@ use http::Method;
 
 use crate::error::ProxyError;
 use crate::metrics::{Metrics, UpstreamMetrics};
+use crate::retry::budget::RetryBudget;
 use crate::retry::policy::RetryPolicy;
 use balance::Balancer;
 use client::HttpClient;
@@ -36,6 +37,7 @@ pub struct Upstream {
     metrics: Arc<UpstreamMetrics>,
     in_flight: AtomicU32,
     max_in_flight: u32,
+    budget: Option<RetryBudget>,
 }
 
 /// Why an upstream could not be built (TLS material that changed on disk since validation).
@@ -58,7 +60,9 @@ impl Upstream {
     ) -> Arc<Self> {
         let endpoints: Box<[Endpoint]> = policy.endpoints.iter().map(Endpoint::new).collect();
         let balancer = Balancer::new(policy.load_balancing, &endpoints);
+        let budget = policy.retry.budget.as_ref().map(RetryBudget::new);
         Arc::new(Self {
+            budget,
             name: Arc::from(policy.name.as_str()),
             max_in_flight: policy.concurrency.map_or(u32::MAX, |c| c.max_requests),
             policy,
@@ -105,7 +109,10 @@ impl Upstream {
     pub fn policies_for(&self, method: &Method, path: &str) -> (&TimeoutPolicy, &RetryPolicy) {
         for route in &self.policy.routes {
             let method_ok = route.methods.is_empty() || route.methods.contains(method);
-            let path_ok = route.path_prefix.as_deref().is_none_or(|p| prefix_matches(p, path));
+            let path_ok = route
+                .path_prefix
+                .as_deref()
+                .is_none_or(|p| prefix_matches(p, path));
             if method_ok && path_ok {
                 return (&route.timeouts, &route.retry);
             }

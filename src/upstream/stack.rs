@@ -23,6 +23,8 @@ use tokio::time::Instant;
 use crate::error::ProxyError;
 use crate::outcome::Outcome;
 use crate::proxy::body::{RequestBody, ResponseBody};
+use crate::retry::replay::{self, Replay};
+use crate::retry::{Decision, Retrier, SkipReason, retry_reason};
 use crate::upstream::Upstream;
 use crate::upstream::endpoint::Endpoint;
 
@@ -48,20 +50,120 @@ impl Upstream {
     /// Runs one request through this upstream's stack. `req` has its headers already
     /// prepared by the proxy; its URI is rewritten here to each try's endpoint.
     pub async fn call(self: &Arc<Self>, req: Request<RequestBody>, fwd: Forward) -> Exchange {
-        let (timeouts, _retry) = self.policies_for(req.method(), req.uri().path());
-        let request_timeout = fwd.timeout_cap.map_or(timeouts.request, |t| t.min(timeouts.request));
+        let (timeouts, retry) = self.policies_for(req.method(), req.uri().path());
+        let request_timeout = fwd
+            .timeout_cap
+            .map_or(timeouts.request, |t| t.min(timeouts.request));
         let deadline = Instant::now() + request_timeout;
-        let per_try = timeouts.per_try;
 
         let in_flight = match self.admit() {
             Ok(guard) => guard,
-            Err(e) => return Exchange { result: Err(e), attempts: 0 },
+            Err(e) => {
+                return Exchange {
+                    result: Err(e),
+                    attempts: 0,
+                };
+            }
         };
 
-        let index = self.balancer.pick(&self.endpoints, None);
-        let try_deadline = deadline.min(Instant::now() + per_try);
-        let outcome = self.try_once(req, &self.endpoints[index], try_deadline).await;
-        let result = match outcome {
+        let (parts, body) = req.into_parts();
+        let retrier = Retrier::new(retry, fwd.attempts_cap, &parts.method, &parts.headers);
+        let mut replay = match body {
+            RequestBody::Streaming(body) if retrier.max_attempts() > 1 => {
+                match tokio::time::timeout_at(deadline, replay::prepare(body, retry.max_body_bytes))
+                    .await
+                {
+                    Ok(Ok(replay)) => replay,
+                    Ok(Err(_)) => {
+                        let e = ProxyError::BadRequest("the request body could not be read");
+                        return Exchange {
+                            result: Err(e),
+                            attempts: 0,
+                        };
+                    }
+                    Err(_) => {
+                        return Exchange {
+                            result: Err(ProxyError::UpstreamTimeout),
+                            attempts: 0,
+                        };
+                    }
+                }
+            }
+            body => Replay::Streaming(body),
+        };
+        if retrier.max_attempts() > 1
+            && let Some(budget) = &self.budget
+        {
+            budget.deposit();
+        }
+
+        let hedge = !retry.hedge_delay.is_zero()
+            && retrier.method_safe()
+            && retrier.max_attempts() > 1
+            && replay.is_replayable()
+            && self.endpoints.len() > 1;
+        let mut tries = 0;
+        let mut avoid = None;
+        let result = loop {
+            let try_deadline = deadline.min(Instant::now() + timeouts.per_try);
+            let (result, index) = if hedge && tries == 0 {
+                tries += 2;
+                self.hedged(
+                    &parts,
+                    &mut replay,
+                    retry.hedge_delay,
+                    timeouts.per_try,
+                    deadline,
+                )
+                .await
+            } else {
+                tries += 1;
+                let index = self.balancer.pick(&self.endpoints, avoid);
+                let body = replay.take().unwrap_or_else(RequestBody::empty);
+                let req = request_for_try(&parts, body);
+                (
+                    self.try_once(req, &self.endpoints[index], try_deadline)
+                        .await,
+                    index,
+                )
+            };
+            let outcome = match &result {
+                Ok(response) => Outcome::from_status(response.status()),
+                Err(outcome) => *outcome,
+            };
+            let decision = retrier.decide(
+                tries,
+                outcome,
+                result.as_ref().ok().map(Response::headers),
+                replay.is_replayable(),
+                Instant::now(),
+                deadline,
+                self.budget.as_ref(),
+                &mut rand::rng(),
+            );
+            match decision {
+                Decision::Done => break result,
+                Decision::Skip(reason) => {
+                    self.metrics.retry_skipped(reason);
+                    tracing::debug!(upstream = %self.name, reason = reason.as_str(), "retry skipped");
+                    break result;
+                }
+                Decision::Retry { delay } => {
+                    self.metrics.retry(outcome);
+                    tracing::debug!(
+                        upstream = %self.name,
+                        attempt = tries + 1,
+                        reason = %retry_reason(outcome),
+                        delay_ms = delay.as_millis() as u64,
+                        "retrying"
+                    );
+                    drop(result);
+                    tokio::time::sleep(delay).await;
+                    avoid = Some(index);
+                }
+            }
+        };
+        let result = match result {
             Ok(response) => Ok(response.map(|body| ResponseBody::Upstream {
                 body,
                 in_flight: Some(in_flight),
@@ -69,7 +171,53 @@ impl Upstream {
             Err(Outcome::Timeout) => Err(ProxyError::UpstreamTimeout),
             Err(_) => Err(ProxyError::UpstreamUnavailable),
         };
-        Exchange { result, attempts: 1 }
+        Exchange {
+            result,
+            attempts: tries,
+        }
+    }
+
+    /// The first try, plus a second one to another endpoint if no response came within
+    /// `delay`; the first HTTP response wins and the other try is cancelled (dropped). A try
+    /// that fails without a response leaves the race to the other one.
+    async fn hedged(
+        &self,
+        parts: &http::request::Parts,
+        replay: &mut Replay,
+        delay: Duration,
+        per_try: Duration,
+        deadline: Instant,
+    ) -> (Result<Response<Incoming>, Outcome>, usize) {
+        let first_index = self.balancer.pick(&self.endpoints, None);
+        let first_req = request_for_try(parts, replay.take().unwrap_or_else(RequestBody::empty));
+        let first_deadline = deadline.min(Instant::now() + per_try);
+        let first = self.try_once(first_req, &self.endpoints[first_index], first_deadline);
+        tokio::pin!(first);
+        tokio::select! {
+            result = &mut first => return (result, first_index),
+            () = tokio::time::sleep(delay) => {}
+        }
+        if self.budget.as_ref().is_some_and(|b| !b.withdraw()) {
+            self.metrics.retry_skipped(SkipReason::Budget);
+            return (first.await, first_index);
+        }
+        let second_index = self.balancer.pick(&self.endpoints, Some(first_index));
+        let second_req = request_for_try(parts, replay.take().unwrap_or_else(RequestBody::empty));
+        let second_deadline = deadline.min(Instant::now() + per_try);
+        let second = self.try_once(second_req, &self.endpoints[second_index], second_deadline);
+        tokio::pin!(second);
+        let (result, index, hedge_won) = tokio::select! {
+            result = &mut first => match result {
+                Ok(_) => (result, first_index, false),
+                Err(_) => (second.await, second_index, true),
+            },
+            result = &mut second => match result {
+                Ok(_) => (result, second_index, true),
+                Err(_) => (first.await, first_index, false),
+            },
+        };
+        self.metrics.hedge(hedge_won);
+        (result, index)
     }
 
     /// One try against one endpoint, until response headers or `deadline`.
@@ -84,7 +232,8 @@ impl Upstream {
         *req.version_mut() = Version::HTTP_11;
         let outcome = match tokio::time::timeout_at(deadline, self.client.request(req)).await {
             Ok(Ok(response)) => {
-                self.metrics.attempt(Outcome::from_status(response.status()));
+                self.metrics
+                    .attempt(Outcome::from_status(response.status()));
                 return Ok(response);
             }
             Ok(Err(e)) if e.is_connect() => Outcome::ConnectFailure,
@@ -99,7 +248,10 @@ impl Upstream {
     /// The URI for a try: the endpoint's scheme and authority, the request's path (with the
     /// upstream's prefix removed when `strip_prefix` is on) and query.
     fn target_uri(&self, endpoint: &Endpoint, uri: &Uri) -> Uri {
-        let original = uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let original = uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
         let path_and_query = match (&self.policy.path_prefix, self.policy.strip_prefix) {
             (Some(prefix), true) => strip_prefix(prefix, &original),
             _ => original,
@@ -110,6 +262,16 @@ impl Upstream {
         parts.path_and_query = Some(path_and_query);
         Uri::from_parts(parts).expect("scheme, authority and path are all set")
     }
+}
+
+/// A request for one try: the prepared head (cloned, since a retry needs it again) and
+/// this try's body.
+fn request_for_try(parts: &http::request::Parts, body: RequestBody) -> Request<RequestBody> {
+    let mut req = Request::new(body);
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = parts.uri.clone();
+    *req.headers_mut() = parts.headers.clone();
+    req
 }
 
 /// Removes `prefix` from the path; stripping the whole path leaves `/`.
@@ -134,7 +296,8 @@ mod tests {
 
     #[test]
     fn stripping_keeps_the_query_and_leaves_root() {
-        let s = |p: &str, pq: &str| strip_prefix(p, &PathAndQuery::try_from(pq).unwrap()).to_string();
+        let s =
+            |p: &str, pq: &str| strip_prefix(p, &PathAndQuery::try_from(pq).unwrap()).to_string();
         assert_eq!(s("/api", "/api/users?id=1"), "/users?id=1");
         assert_eq!(s("/api", "/api"), "/");
         assert_eq!(s("/api", "/api?x"), "/?x");

@@ -60,5 +60,8 @@ fn read_certs(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, Tl
 }
 
 fn file_error(path: &std::path::Path, e: impl std::fmt::Display) -> TlsError {
-    TlsError::File { path: path.display().to_string(), message: e.to_string() }
+    TlsError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
 }
