@@ -11,12 +11,17 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::support::binary::{self, Cmd, rampart};
 use crate::support::client::{self, request};
-use crate::support::{Metrics, Reply, TestCa, TestUpstream, empty, full, generated};
+use crate::support::metrics::check_with_promtool;
+use crate::support::{
+    Metrics, Reply, TestCa, TestRedis, TestUpstream, empty, full, generated, init_tracing,
+};
 
 const MIB: u64 = 1024 * 1024;
 
 #[tokio::test]
 async fn http1_records_requests_and_echoes_them() {
+    init_tracing();
+    init_tracing();
     let up = TestUpstream::http1().await;
     let req = request("POST", &format!("{}/a/b?q=1", up.url()))
         .header("x-test", "one")
@@ -460,4 +465,29 @@ async fn wait_for_port_sees_a_listener_and_times_out_without_one() {
     assert!(!binary::wait_for_port(addr, Duration::from_millis(100)).await);
     let _listener = TcpListener::bind(addr).await.unwrap();
     assert!(binary::wait_for_port(addr, Duration::from_secs(2)).await);
+}
+
+#[tokio::test]
+async fn promtool_accepts_good_exposition_and_rejects_bad() {
+    let good = "# HELP rampart_requests_total Responses.\n# TYPE rampart_requests_total counter\n\
+                rampart_requests_total{upstream=\"a\",code=\"200\"} 1\n";
+    if !check_with_promtool(good).await {
+        return;
+    }
+    let bad = "rampart_requests_total{upstream=\"a\" 1\n";
+    let rejected = tokio::spawn(check_with_promtool(bad)).await;
+    assert!(
+        rejected.unwrap_err().is_panic(),
+        "promtool must reject {bad:?}"
+    );
+}
+
+#[tokio::test]
+async fn test_redis_answers_ping() {
+    let Some(redis) = TestRedis::start().await else {
+        return;
+    };
+    assert!(redis.url().starts_with("redis://127.0.0.1:"));
+    let pong = client::raw(redis.addr(), b"PING\r\nQUIT\r\n", Duration::from_secs(2)).await;
+    assert_eq!(pong, "+PONG\r\n+OK\r\n");
 }

@@ -27,6 +27,23 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The path of an external tool the tests need. When it is missing: panics if
+/// `RAMPART_TEST_STRICT` is set (as `.ci/test` does), else says the test is skipped.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("RAMPART_TEST_STRICT").is_none(),
+            "{name} is not installed (.ci/test installs it)"
+        );
+        eprintln!("SKIPPED: {name} is not installed (.ci/test installs it)");
+    }
+    found
+}
+
 /// Poll until `addr` accepts a TCP connection; false when `within` passes first.
 pub async fn wait_for_port(addr: SocketAddr, within: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + within;

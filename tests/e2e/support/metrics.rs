@@ -100,6 +100,37 @@ impl Metrics {
     }
 }
 
+/// Run `promtool check metrics` on `text` and panic with its output when it objects (lint
+/// problems included). False when promtool is not installed and the run is not strict.
+pub async fn check_with_promtool(text: &str) -> bool {
+    use std::process::Stdio;
+    use tokio::io::AsyncWriteExt;
+
+    let Some(promtool) = super::binary::tool("promtool") else {
+        return false;
+    };
+    let mut child = tokio::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(text.as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    true
+}
+
 fn parse_sample(line: &str) -> Result<Sample, String> {
     let name_end = line
         .find(|c: char| c == '{' || c.is_whitespace())

@@ -6,6 +6,7 @@ pub mod binary;
 pub mod body;
 pub mod client;
 pub mod metrics;
+pub mod redis;
 pub mod tls;
 pub mod upstream;
 
@@ -13,6 +14,8 @@ pub mod upstream;
 #[allow(unused_imports)]
 pub use body::{Body, empty, full, generated};
 pub use metrics::Metrics;
+#[allow(unused_imports)]
+pub use redis::TestRedis;
 pub use tls::TestCa;
 #[allow(unused_imports)]
 pub use upstream::{Received, Reply, Serve, TestUpstream};
