@@ -1,0 +1,40 @@
+# syntax=docker/dockerfile:1
+# rampart sidecar image: the release binary on debian bookworm-slim, run as uid 10001.
+#
+#   docker build -t rampart .
+#   docker run --read-only -p 15001:15001 -p 9901:9901 \
+#     -v "$PWD/rampart.yaml:/etc/rampart/rampart.yaml:ro" rampart
+#
+# The embedded default config listens on 127.0.0.1, which is unreachable from outside a
+# container: mount a config at /etc/rampart/rampart.yaml that sets `listen: 0.0.0.0:15001`
+# and `admin.listen: 0.0.0.0:9901` (with `admin.token`, since admin then leaves loopback).
+# RAMPART_CONFIG points there, so a missing mount fails start-up loudly (exit 1) instead of
+# running the loopback-only default. Nothing is written to disk, so the root filesystem can be
+# read-only; upstream TLS roots are compiled in (webpki-roots), so no ca-certificates package.
+
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+COPY . .
+# Cache mounts keep the registry and build artifacts between builds (BuildKit).
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bin rampart \
+    && install -D -m 0755 target/release/rampart /out/rampart
+
+FROM debian:bookworm-slim
+RUN groupadd --gid 10001 rampart \
+    && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin rampart \
+    && mkdir -p /etc/rampart
+COPY --from=build /out/rampart /usr/local/bin/rampart
+ENV RAMPART_CONFIG=/etc/rampart/rampart.yaml \
+    RAMPART_LOG=info \
+    RAMPART_LOG_FORMAT=json
+USER 10001:10001
+EXPOSE 15001 9901
+STOPSIGNAL SIGTERM
+# `rampart probe URL` exits 0 on a 2xx answer: no curl or shell needed in the image.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+    CMD ["/usr/local/bin/rampart", "probe", "http://127.0.0.1:9901/healthz"]
+ENTRYPOINT ["/usr/local/bin/rampart"]
+CMD ["run"]

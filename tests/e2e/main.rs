@@ -1,0 +1,7 @@
+//! End-to-end tests: one binary, one module per area, shared helpers in `support`.
+// Items in this binary's modules are `pub` for each other; nothing is exported.
+#![allow(unreachable_pub)]
+
+mod support;
+
+mod support_selftest;
