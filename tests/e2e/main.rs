@@ -4,4 +4,6 @@
 
 mod support;
 
+mod retry;
+
 mod support_selftest;

@@ -6,6 +6,7 @@ pub mod binary;
 pub mod body;
 pub mod client;
 pub mod metrics;
+pub mod proxy;
 pub mod redis;
 pub mod tls;
 pub mod upstream;
@@ -14,6 +15,7 @@ pub mod upstream;
 #[allow(unused_imports)]
 pub use body::{Body, empty, full, generated};
 pub use metrics::Metrics;
+pub use proxy::TestProxy;
 #[allow(unused_imports)]
 pub use redis::TestRedis;
 pub use tls::TestCa;
