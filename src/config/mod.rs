@@ -17,6 +17,7 @@ mod env;
 mod file;
 mod policies;
 mod presets;
+mod shapes;
 mod summary;
 mod tree;
 mod units;

@@ -2,6 +2,7 @@
 //! and a table of bad configs with the exact paths (and lines) their errors name.
 
 mod bad;
+mod bad_rules;
 mod merge;
 mod units;
 
