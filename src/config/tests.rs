@@ -152,6 +152,7 @@ fn semantic_errors_are_all_collected() {
 }
 
 #[test]
+#[allow(clippy::disallowed_types, clippy::disallowed_methods)] // wall-clock CPU cost is the point
 fn alias_bombs_and_deep_nesting_are_refused_quickly() {
     let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
     for i in 1..9 {
