@@ -201,3 +201,36 @@ fn source_resolution_follows_spec_order() {
         "{err}"
     );
 }
+
+#[test]
+fn malformed_references_and_empty_values() {
+    let errs = match parse(
+        "admin:\n  token: ${BAD NAME}\n  listen: ${OPEN\n",
+        &vars(&[]),
+    ) {
+        Err(ConfigError::Invalid(errs)) => errs,
+        other => panic!("must fail: {other:?}"),
+    };
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(
+        errs[0].message.contains("invalid variable reference"),
+        "{}",
+        errs[0]
+    );
+    assert!(errs[1].message.contains("unterminated"), "{}", errs[1]);
+    let text = "admin:\n  token: \"${EMPTY:-fallback}\"\n";
+    let config = parse(text, &vars(&[("EMPTY", "")])).expect("valid");
+    assert_eq!(
+        config.admin.token.expose(),
+        "fallback",
+        "`:-` also covers empty values"
+    );
+    assert!(ok("admin:\n  token: ${UNSET:-}\n").admin.token.is_empty());
+}
+
+#[test]
+fn yaml_1_1_booleans_are_words_not_booleans() {
+    let errs = errors("passthrough:\n  enabled: yes\n");
+    assert_eq!(errs[0].path, "passthrough.enabled");
+    assert!(ok("passthrough:\n  enabled: true\n").passthrough.enabled);
+}
