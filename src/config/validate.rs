@@ -134,7 +134,8 @@ pub(crate) fn validate(
             "must be a loopback address while admin.token is empty",
         );
     }
-    if admin.listen == listen {
+    // Port 0 asks the OS for a free port, so two of them never collide.
+    if admin.listen == listen && listen.port() != 0 {
         ctx.error(
             "admin.listen",
             format!("{listen} is already the main listen address"),
@@ -247,7 +248,7 @@ fn cross_upstream(ctx: &mut Ctx<'_>, ups: &[UpstreamPolicy], main: SocketAddr, a
                 None => _ = routes.insert(key, &up.name),
             }
         }
-        if let Some(listen) = up.listen {
+        if let Some(listen) = up.listen.filter(|l| l.port() != 0) {
             let path = join(&base, "listen");
             if listen == main || listen == admin {
                 let which = if listen == main { "main" } else { "admin" };

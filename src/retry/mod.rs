@@ -140,16 +140,16 @@ impl<'a> Retrier<'a> {
             outcome.status(),
             Some(StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE)
         );
-        if self.policy.retry_after.honor && asks_to_wait {
-            if let Some(wait) = response_headers
+        if self.policy.retry_after.honor
+            && asks_to_wait
+            && let Some(wait) = response_headers
                 .and_then(|h| h.get(http::header::RETRY_AFTER))
                 .and_then(|v| parse_retry_after(v, SystemTime::now()))
-            {
-                if wait > self.policy.retry_after.max {
-                    return Decision::Skip(SkipReason::RetryAfterTooLong);
-                }
-                delay = wait;
+        {
+            if wait > self.policy.retry_after.max {
+                return Decision::Skip(SkipReason::RetryAfterTooLong);
             }
+            delay = wait;
         }
         if now + delay >= deadline {
             return Decision::Skip(SkipReason::Deadline);

@@ -6,8 +6,8 @@
 //! 3. bulkhead          → 503 `overloaded`: protects the upstream from the app, not per try;
 //! 4. fallback          open breaker → the fallback upstream's own stack;
 //! 5. retry             attempts, budget, backoff, Retry-After, body replay;
-//! 6.   breaker         per try, inside retry: every try is admitted and recorded, and
-//!    an opening breaker stops further tries;
+//! 6.   breaker         per try, inside retry: every try is admitted and recorded,
+//!      and an opening breaker stops further tries;
 //! 7.   per-try timeout inside the breaker, so timeouts count as failures;
 //! 8.   balance         inside retry, so a retry can pick another endpoint;
 //! 9.   client          pooled connection (TLS when `https`), connect timeout.

@@ -32,7 +32,11 @@ impl TestProxy {
         let config = rampart::config::parse(&text, &|_| None)
             .unwrap_or_else(|e| panic!("test config does not parse: {e:?}\n{text}"));
         let app = app::start(config).await.expect("rampart starts");
-        Self { addr: app.listen_addr, admin: app.admin_addr, app: Some(app) }
+        Self {
+            addr: app.listen_addr,
+            admin: app.admin_addr,
+            app: Some(app),
+        }
     }
 
     /// `http://<proxy>/<path>`.
@@ -47,7 +51,9 @@ impl TestProxy {
 
     /// The dedicated listener of `upstream`.
     pub fn dedicated(&self, upstream: &str) -> SocketAddr {
-        self.app().dedicated_addr(upstream).expect("upstream has a dedicated listener")
+        self.app()
+            .dedicated_addr(upstream)
+            .expect("upstream has a dedicated listener")
     }
 
     /// The metrics as /metrics renders them now.
