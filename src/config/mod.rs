@@ -164,8 +164,9 @@ fn yaml_options() -> serde_saphyr::Options {
         strict_booleans: true,
         budget: serde_saphyr::budget! {
             max_depth: 24,
-            max_events: 200_000,
-            max_nodes: 100_000,
+            // A 4 MiB file cannot hold more nodes than this; 10,000 upstreams need ~150k.
+            max_events: 4_000_000,
+            max_nodes: 2_000_000,
             max_aliases: 1_000,
             max_anchors: 1_000,
             max_documents: 1,
