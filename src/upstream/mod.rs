@@ -5,6 +5,7 @@
 pub mod balance;
 pub mod client;
 pub mod endpoint;
+pub mod health;
 pub mod policy;
 pub mod stack;
 pub mod tls;
@@ -38,6 +39,8 @@ pub struct Upstream {
     in_flight: AtomicU32,
     max_in_flight: u32,
     budget: Option<RetryBudget>,
+    /// Active health checks; aborted when this upstream is dropped.
+    _health: Option<health::HealthTask>,
 }
 
 /// Why an upstream could not be built (TLS material that changed on disk since validation).
@@ -52,7 +55,8 @@ impl Upstream {
     }
 
     /// Builds an upstream around an existing client and metric handles (passthrough
-    /// authorities share both).
+    /// authorities share both). Starts the health-check task, so with `health_check` set it
+    /// must run inside a tokio runtime.
     pub fn with_client(
         policy: UpstreamPolicy,
         client: HttpClient,
@@ -61,7 +65,11 @@ impl Upstream {
         let endpoints: Box<[Endpoint]> = policy.endpoints.iter().map(Endpoint::new).collect();
         let balancer = Balancer::new(policy.load_balancing, &endpoints);
         let budget = policy.retry.budget.as_ref().map(RetryBudget::new);
-        Arc::new(Self {
+        Arc::new_cyclic(|weak| Self {
+            _health: policy
+                .health_check
+                .clone()
+                .map(|hc| health::spawn(weak.clone(), hc)),
             budget,
             name: Arc::from(policy.name.as_str()),
             max_in_flight: policy.concurrency.map_or(u32::MAX, |c| c.max_requests),

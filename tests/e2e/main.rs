@@ -4,6 +4,7 @@
 
 mod support;
 
+mod health;
 mod retry;
 
 mod support_selftest;

@@ -1,0 +1,72 @@
+//! Active health checks through the running server: a failing endpoint leaves rotation after
+//! `unhealthy_after` probes and returns after `healthy_after`.
+
+use std::time::Duration;
+
+use crate::support::client::{self, request};
+use crate::support::{Reply, TestProxy, TestUpstream, empty};
+
+/// Polls `condition` every 20 ms for at most `within`.
+async fn eventually(within: Duration, mut condition: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if condition().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+async fn get(proxy: &TestProxy) -> u16 {
+    let req = request("GET", &proxy.url("/x"))
+        .header("host", "svc")
+        .body(empty())
+        .unwrap();
+    client::collect(client::send(req).await.unwrap())
+        .await
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_leaves_rotation_and_comes_back() {
+    let flaky = TestUpstream::http1().await;
+    let steady = TestUpstream::http1().await;
+    let yaml = format!(
+        "upstreams:\n  svc:\n    endpoints: [\"{}\", \"{}\"]\n    hosts: [svc]\n    retry: {{ attempts: 1 }}\n    health_check: {{ path: /healthz, interval: 100ms, timeout: 50ms, unhealthy_after: 2, healthy_after: 2 }}\n",
+        flaky.url(),
+        steady.url()
+    );
+    flaky.set_default(Reply::status(503));
+    let proxy = TestProxy::start(&yaml).await;
+
+    // Two failed probes take the flaky endpoint out; once a third probe was sent the second
+    // one's result has been applied. Every request then succeeds.
+    let out = eventually(Duration::from_secs(3), async || {
+        flaky
+            .received()
+            .iter()
+            .filter(|r| r.path() == "/healthz")
+            .count()
+            >= 3
+    })
+    .await;
+    assert!(out, "probes reached the endpoint");
+    let before = flaky.received().iter().filter(|r| r.path() == "/x").count();
+    for _ in 0..20 {
+        assert_eq!(get(&proxy).await, 200);
+    }
+    let after = flaky.received().iter().filter(|r| r.path() == "/x").count();
+    assert_eq!(before, after, "no request went to the unhealthy endpoint");
+    assert!(flaky.last().header("user-agent") == Some("rampart-health-check"));
+
+    // Recovery: two good probes bring it back into rotation.
+    flaky.set_default(Reply::echo());
+    let back = eventually(Duration::from_secs(3), async || {
+        get(&proxy).await;
+        flaky.received().iter().any(|r| r.path() == "/x")
+    })
+    .await;
+    assert!(back, "the endpoint returned to rotation");
+}
