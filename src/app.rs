@@ -1,41 +1,31 @@
 //! A running rampart: binds every listener up front (so "port in use" fails start-up, not
-//! the first request), builds the upstreams and router, serves, and runs the shutdown
-//! sequence of SPEC §7. Used by `main` and, in-process, by the end-to-end tests.
+//! the first request), builds the upstreams and router, serves, reloads, and runs the
+//! shutdown sequence of SPEC §7. Used by `main` and, in-process, by the end-to-end tests.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use arc_swap::ArcSwap;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, AdminState};
-use crate::config::Config;
+use crate::config::{Config, ConfigSource};
+use crate::listeners::{self, BindError, ListenerKey, Listeners};
 use crate::metrics::Metrics;
 use crate::proxy::Shared;
+use crate::reload::{self, ReloadError, ReloadSummary, Reloader};
 use crate::routing::Router;
 use crate::routing::passthrough::{PASSTHROUGH_LABEL, Passthrough};
-use crate::server::{self, Listener};
+use crate::server::Drain;
 use crate::upstream::{self, Upstream};
 
 /// Why rampart could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// A listener could not be bound.
-    #[error("cannot listen on {addr} ({field}): {source}")]
-    Bind {
-        /// The config field that names the address.
-        field: String,
-        /// The address.
-        addr: SocketAddr,
-        /// The OS error (address in use, permission denied...).
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     /// An upstream's client could not be built (TLS material).
     #[error("upstreams.{upstream}.tls: {source}")]
     Upstream {
@@ -62,9 +52,9 @@ pub struct RunningApp {
     pub listen_addr: SocketAddr,
     /// The admin listener's bound address.
     pub admin_addr: SocketAddr,
-    /// Bound dedicated listeners: upstream name and address.
-    pub dedicated_addrs: Vec<(String, SocketAddr)>,
     shared: Arc<Shared>,
+    listeners: Arc<Listeners>,
+    reloader: Arc<Reloader>,
     shutdown: CancellationToken,
     done: JoinHandle<Exit>,
 }
@@ -80,6 +70,16 @@ impl RunningApp {
         self.shutdown.clone()
     }
 
+    /// The reloader (SIGHUP handler, tests).
+    pub fn reloader(&self) -> &Arc<Reloader> {
+        &self.reloader
+    }
+
+    /// Reloads the config file now (what SIGHUP does).
+    pub async fn reload(&self) -> Result<ReloadSummary, ReloadError> {
+        self.reloader.reload("api").await
+    }
+
     /// Waits for the shutdown sequence to end.
     pub async fn wait(self) -> Exit {
         self.done.await.unwrap_or(Exit::TimedOut)
@@ -90,155 +90,153 @@ impl RunningApp {
         &self.shared.metrics
     }
 
-    /// The address of an upstream's dedicated listener.
+    /// The current routing table.
+    pub fn router(&self) -> Arc<Router> {
+        self.shared.router.load_full()
+    }
+
+    /// The bound address of an upstream's dedicated listener.
     pub fn dedicated_addr(&self, upstream: &str) -> Option<SocketAddr> {
-        self.dedicated_addrs
-            .iter()
-            .find(|(n, _)| n == upstream)
-            .map(|(_, a)| *a)
+        self.listeners
+            .addrs()
+            .into_iter()
+            .find_map(|(key, addr)| match key {
+                ListenerKey::Upstream(name) if &*name == upstream => Some(addr),
+                _ => None,
+            })
     }
 }
 
-/// Binds, builds and starts serving `config`.
-pub async fn start(config: Config) -> Result<RunningApp, StartError> {
-    let main_listener = bind("listen", config.listen).await?;
-    let admin_listener = bind("admin.listen", config.admin.listen).await?;
-    let mut listeners = vec![Listener {
-        listener: main_listener,
-        dedicated: None,
-    }];
-    let mut dedicated_addrs = Vec::new();
-    for policy in &config.upstreams {
-        if let Some(addr) = policy.listen {
-            let listener = bind(&format!("upstreams.{}.listen", policy.name), addr).await?;
-            dedicated_addrs.push((policy.name.clone(), local_addr(&listener, addr)));
-            listeners.push(Listener {
-                listener,
-                dedicated: Some(Arc::from(policy.name.as_str())),
-            });
-        }
+/// Binds, builds and starts serving `config`; `source` is where it came from (a file makes
+/// reloads possible).
+pub async fn start(config: Config, source: Option<ConfigSource>) -> Result<RunningApp, StartError> {
+    let wanted = listeners::wanted(&config);
+    let mut bound = Vec::with_capacity(wanted.len());
+    for (key, addr) in &wanted {
+        bound.push((key.clone(), listeners::bind(key, *addr).await?, *addr));
     }
-    let listen_addr = local_addr(&listeners[0].listener, config.listen);
-    let admin_addr = local_addr(&admin_listener, config.admin.listen);
+    let admin_listener = listeners::bind(&ListenerKey::Main, config.admin.listen)
+        .await
+        .map_err(|e| BindError {
+            field: "admin.listen".into(),
+            ..e
+        })?;
+    let listen_addr = bound[0].1.local_addr().unwrap_or(config.listen);
+    let admin_addr = admin_listener.local_addr().unwrap_or(config.admin.listen);
 
     let metrics = Metrics::new();
-    let router = build_router(&config, &metrics)?;
-    let shared = Arc::new(Shared {
-        router: ArcSwap::from_pointee(router),
+    let router = build_router(&config, &metrics, None)?;
+    let shared = Arc::new(Shared::new(
+        router,
         metrics,
-        max_header_bytes: config.limits.max_request_header_bytes,
-        tunnels: TaskTracker::new(),
-        cancel: CancellationToken::new(),
-    });
+        &config.limits,
+        config.admin.token.clone(),
+    ));
+    let drain = Drain::default();
+    let listeners = Arc::new(Listeners::new(shared.clone(), config.limits, drain.clone()));
+    for (key, listener, addr) in bound {
+        listeners.start(key, listener, addr);
+    }
+    let policy = config.shutdown;
+    let upstream_count = config.upstreams.len();
+    let reloader = Arc::new(Reloader::new(
+        source,
+        config,
+        shared.clone(),
+        listeners.clone(),
+    ));
 
     let ready = Arc::new(AtomicBool::new(false));
     let admin_stop = CancellationToken::new();
     let admin_state = Arc::new(AdminState {
         shared: shared.clone(),
         ready: ready.clone(),
-        token: config.admin.token.clone(),
+        reloader: reloader.clone(),
     });
     let admin_task = tokio::spawn(admin::serve(
         admin_listener,
         admin_state,
         admin_stop.clone(),
     ));
-
-    let stop_accepting = CancellationToken::new();
-    let permits = Arc::new(Semaphore::new(config.limits.max_connections));
-    let graceful = Arc::new(GracefulShutdown::new());
-    let accept_tasks: Vec<_> = listeners
-        .into_iter()
-        .map(|l| {
-            tokio::spawn(server::serve(
-                l,
-                shared.clone(),
-                config.limits,
-                permits.clone(),
-                graceful.clone(),
-                stop_accepting.clone(),
-            ))
-        })
-        .collect();
+    reload::watch_file(reloader.clone(), admin_stop.clone());
     ready.store(true, Ordering::Release);
-    tracing::info!(listen = %listen_addr, admin = %admin_addr, upstreams = config.upstreams.len(), "rampart is serving");
+    tracing::info!(listen = %listen_addr, admin = %admin_addr, upstreams = upstream_count, "rampart is serving");
 
     let shutdown = CancellationToken::new();
     let sequence = Sequence {
         shutdown: shutdown.clone(),
         ready,
-        stop_accepting,
-        accept_tasks,
-        graceful,
+        listeners: listeners.clone(),
+        drain,
         shared: shared.clone(),
         admin_stop,
         admin_task,
-        policy: config.shutdown,
+        policy,
     };
     let done = tokio::spawn(sequence.run());
     Ok(RunningApp {
         listen_addr,
         admin_addr,
-        dedicated_addrs,
         shared,
+        listeners,
+        reloader,
         shutdown,
         done,
     })
 }
 
-/// Builds every configured upstream and the routing table.
-pub fn build_router(config: &Config, metrics: &Arc<Metrics>) -> Result<Router, StartError> {
+/// Builds the routing table for `config`, reusing every upstream of `previous` whose policy
+/// is unchanged (so its breaker, buckets, budget and pool survive a reload).
+pub fn build_router(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    previous: Option<&Router>,
+) -> Result<Router, StartError> {
     let upstreams = config
         .upstreams
         .iter()
         .map(|p| {
-            Upstream::new(p.clone(), metrics).map_err(|source| StartError::Upstream {
-                upstream: p.name.clone(),
-                source,
-            })
+            match previous
+                .and_then(|r| r.get(&p.name))
+                .filter(|u| u.policy() == p)
+            {
+                Some(same) => Ok(same.clone()),
+                None => Upstream::new(p.clone(), metrics).map_err(|source| StartError::Upstream {
+                    upstream: p.name.clone(),
+                    source,
+                }),
+            }
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let passthrough = if config.passthrough.enabled {
-        let d = &config.passthrough.defaults;
-        let client = upstream::client::build_plain(d.timeouts.connect, d.timeouts.idle).map_err(
-            |source| StartError::Upstream {
-                upstream: PASSTHROUGH_LABEL.into(),
-                source,
-            },
-        )?;
-        Some(Passthrough::new(
-            d.clone(),
-            config.passthrough.max_hosts,
-            client,
-            metrics.upstream(PASSTHROUGH_LABEL),
-        ))
-    } else {
-        None
+    let passthrough = match previous
+        .and_then(Router::passthrough)
+        .filter(|p| config.passthrough.enabled && p.policy() == &config.passthrough)
+    {
+        Some(same) => Some(same.clone()),
+        None if config.passthrough.enabled => {
+            let d = &config.passthrough.defaults;
+            let client = upstream::client::build_plain(d.timeouts.connect, d.timeouts.idle)
+                .map_err(|source| StartError::Upstream {
+                    upstream: PASSTHROUGH_LABEL.into(),
+                    source,
+                })?;
+            Some(Arc::new(Passthrough::new(
+                config.passthrough.clone(),
+                client,
+                metrics.upstream(PASSTHROUGH_LABEL),
+            )))
+        }
+        None => None,
     };
     Ok(Router::new(upstreams, passthrough))
-}
-
-async fn bind(field: &str, addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind {
-            field: field.to_owned(),
-            addr,
-            source,
-        })
-}
-
-fn local_addr(listener: &TcpListener, configured: SocketAddr) -> SocketAddr {
-    listener.local_addr().unwrap_or(configured)
 }
 
 /// The shutdown sequence of SPEC §7, waiting for its trigger.
 struct Sequence {
     shutdown: CancellationToken,
     ready: Arc<AtomicBool>,
-    stop_accepting: CancellationToken,
-    accept_tasks: Vec<JoinHandle<()>>,
-    graceful: Arc<GracefulShutdown>,
+    listeners: Arc<Listeners>,
+    drain: Drain,
     shared: Arc<Shared>,
     admin_stop: CancellationToken,
     admin_task: JoinHandle<()>,
@@ -255,19 +253,18 @@ impl Sequence {
         );
         tokio::time::sleep(self.policy.drain_delay).await;
 
-        self.stop_accepting.cancel();
-        for task in self.accept_tasks {
-            let _ = task.await;
-        }
+        self.listeners.stop_all().await;
         tracing::info!(
             timeout_ms = self.policy.timeout.as_millis() as u64,
+            connections = self.drain.open(),
             "shutdown: stopped accepting, draining in-flight requests"
         );
+        self.drain.begin();
         self.shared.tunnels.close();
-        let graceful = Arc::try_unwrap(self.graceful).unwrap_or_default();
+        let drain = self.drain.clone();
         let tunnels = self.shared.tunnels.clone();
         let drained = tokio::time::timeout(self.policy.timeout, async move {
-            graceful.shutdown().await;
+            drain.wait().await;
             tunnels.wait().await;
         })
         .await;
@@ -276,7 +273,10 @@ impl Sequence {
             tracing::info!("shutdown: drained");
             Exit::Clean
         } else {
-            tracing::warn!("shutdown: timed out with requests still in flight");
+            tracing::warn!(
+                connections = self.drain.open(),
+                "shutdown: timed out with requests still in flight"
+            );
             Exit::TimedOut
         };
         self.admin_stop.cancel();
@@ -302,6 +302,7 @@ mod tests {
     use crate::retry::policy::RetryPolicy;
     use crate::secret::Secret;
     use crate::upstream::policy::*;
+    use tokio::net::TcpListener;
 
     /// A loopback upstream that answers every request with its path and Host header.
     async fn echo_upstream() -> SocketAddr {
@@ -432,7 +433,7 @@ mod tests {
     #[tokio::test]
     async fn routes_by_host_passes_through_and_drains_cleanly() {
         let upstream = echo_upstream().await;
-        let app = start(config(upstream)).await.unwrap();
+        let app = start(config(upstream), None).await.unwrap();
         let base = format!("http://{}", app.listen_addr);
 
         let (status, body) = get(&format!("{base}/a?b=1"), Some("svc")).await;

@@ -84,7 +84,7 @@ fn run(cli_path: Option<&Path>) -> ExitCode {
     };
     tracing::info!(config = %source.describe(), version = env!("CARGO_PKG_VERSION"), "starting");
     let code = runtime.block_on(async move {
-        let app = match app::start(config).await {
+        let app = match app::start(config, Some(source)).await {
             Ok(app) => app,
             Err(e) => {
                 eprintln!("rampart: {e}");
@@ -95,6 +95,12 @@ fn run(cli_path: Option<&Path>) -> ExitCode {
         tokio::spawn(async move {
             if let Err(e) = rampart::shutdown::watch_signals(trigger).await {
                 tracing::error!(error = %e, "cannot install signal handlers");
+            }
+        });
+        let reloader = app.reloader().clone();
+        tokio::spawn(async move {
+            if let Err(e) = rampart::shutdown::watch_hangup(reloader).await {
+                tracing::error!(error = %e, "cannot install the SIGHUP handler");
             }
         });
         match app.wait().await {

@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::proxy::Shared;
 use crate::proxy::body::ResponseBody;
 use crate::proxy::local_response::plain;
-use crate::secret::Secret;
+use crate::reload::Reloader;
 
 /// How often histogram samples are folded into buckets between scrapes.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
@@ -33,8 +33,8 @@ pub struct AdminState {
     pub shared: Arc<Shared>,
     /// False before config is loaded and from the first shutdown signal on.
     pub ready: Arc<AtomicBool>,
-    /// Bearer token for /admin/*; empty: open.
-    pub token: Secret,
+    /// Applies `POST /admin/reload`.
+    pub reloader: Arc<Reloader>,
 }
 
 /// Serves the admin API on `listener` until `stop` fires.
@@ -61,7 +61,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, stop: Cancella
         let state = state.clone();
         let service = hyper::service::service_fn(move |req| {
             let state = state.clone();
-            async move { Ok::<_, Infallible>(handle(&state, req)) }
+            async move { Ok::<_, Infallible>(handle(&state, req).await) }
         });
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)
@@ -87,7 +87,7 @@ async fn periodic_upkeep(metrics: Arc<Metrics>, stop: CancellationToken) {
     }
 }
 
-fn handle(state: &AdminState, req: Request<Incoming>) -> Response<ResponseBody> {
+async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<ResponseBody> {
     let path = req.uri().path();
     match (req.method(), path) {
         (&Method::GET, "/metrics") => {
@@ -109,15 +109,42 @@ fn handle(state: &AdminState, req: Request<Incoming>) -> Response<ResponseBody> 
             }
         }
         (_, p) if p.starts_with("/admin/") || p == "/admin" => {
-            if !auth::authorized(&state.token, req.headers()) {
+            if !auth::authorized(&state.shared.admin_token.load(), req.headers()) {
                 return json(
                     StatusCode::UNAUTHORIZED,
                     r#"{"error":"unauthorized"}"#.into(),
                 );
             }
-            json(StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#.into())
+            admin_api(state, req).await
         }
         _ => plain(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// The token-guarded /admin/* endpoints.
+async fn admin_api(state: &AdminState, req: Request<Incoming>) -> Response<ResponseBody> {
+    match (req.method(), req.uri().path()) {
+        (&Method::POST, "/admin/reload") => match state.reloader.reload("admin").await {
+            Ok(summary) => {
+                let body = serde_json::json!({
+                    "result": "success",
+                    "added": summary.added,
+                    "changed": summary.changed,
+                    "removed": summary.removed,
+                    "unchanged": summary.unchanged,
+                });
+                json(StatusCode::OK, body.to_string())
+            }
+            Err(e) => {
+                let body = serde_json::json!({ "result": "failure", "errors": e.lines() });
+                json(StatusCode::BAD_REQUEST, body.to_string())
+            }
+        },
+        (_, "/admin/reload") => json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            r#"{"error":"method_not_allowed"}"#.into(),
+        ),
+        _ => json(StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#.into()),
     }
 }
 

@@ -12,6 +12,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arc_swap::ArcSwap;
 use http::header::HOST;
@@ -21,9 +22,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::config::LimitsPolicy;
 use crate::error::ProxyError;
 use crate::metrics::{Metrics, UpstreamMetrics};
 use crate::routing::{Miss, RouteKey, Router, split_authority};
+use crate::secret::Secret;
 use crate::upstream::{Exchange, Forward, Upstream};
 use body::{RequestBody, ResponseBody};
 use headers::{X_RAMPART_ATTEMPTS, X_REQUEST_ID};
@@ -35,12 +38,44 @@ pub struct Shared {
     pub router: ArcSwap<Router>,
     /// The app's metrics registry.
     pub metrics: Arc<Metrics>,
-    /// `limits.max_request_header_bytes`.
-    pub max_header_bytes: usize,
+    /// `limits.max_request_header_bytes` (reloadable).
+    pub max_header_bytes: AtomicUsize,
+    /// `admin.token` (reloadable); empty: the admin API is open.
+    pub admin_token: ArcSwap<Secret>,
     /// CONNECT tunnels outlive their request; shutdown waits for them...
     pub tunnels: TaskTracker,
     /// ...then cuts them through this token.
     pub cancel: CancellationToken,
+}
+
+impl Shared {
+    /// State for a fresh app.
+    pub fn new(
+        router: Router,
+        metrics: Arc<Metrics>,
+        limits: &LimitsPolicy,
+        admin_token: Secret,
+    ) -> Self {
+        Self {
+            router: ArcSwap::from_pointee(router),
+            metrics,
+            max_header_bytes: AtomicUsize::new(limits.max_request_header_bytes),
+            admin_token: ArcSwap::from_pointee(admin_token),
+            tunnels: TaskTracker::new(),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// Applies reloaded limits that are read per request.
+    pub fn apply_limits(&self, limits: &LimitsPolicy) {
+        self.max_header_bytes
+            .store(limits.max_request_header_bytes, Ordering::Relaxed);
+    }
+
+    /// Replaces the admin token after a reload.
+    pub fn set_admin_token(&self, token: Secret) {
+        self.admin_token.store(Arc::new(token));
+    }
 }
 
 /// Where a connection arrived.
@@ -109,7 +144,9 @@ async fn handle(
         attempts,
     };
 
-    if headers::head_size(req.method(), req.uri(), req.headers()) > shared.max_header_bytes {
+    if headers::head_size(req.method(), req.uri(), req.headers())
+        > shared.max_header_bytes.load(Ordering::Relaxed)
+    {
         return finish(
             shared,
             done(None, 0),

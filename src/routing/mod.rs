@@ -20,7 +20,7 @@ pub struct Router {
     ordered: Vec<Arc<Upstream>>,
     by_host: HashMap<String, Vec<HostRoute>>,
     by_prefix: HashMap<String, Arc<Upstream>>,
-    passthrough: Option<Passthrough>,
+    passthrough: Option<Arc<Passthrough>>,
 }
 
 /// One `hosts` entry of an upstream.
@@ -55,7 +55,7 @@ pub struct RouteKey<'a> {
 
 impl Router {
     /// Builds the table from live upstreams (in config order) and an optional passthrough.
-    pub fn new(upstreams: Vec<Arc<Upstream>>, passthrough: Option<Passthrough>) -> Self {
+    pub fn new(upstreams: Vec<Arc<Upstream>>, passthrough: Option<Arc<Passthrough>>) -> Self {
         let mut router = Router {
             passthrough,
             ..Router::default()
@@ -130,7 +130,7 @@ impl Router {
     }
 
     /// The passthrough table, when enabled.
-    pub fn passthrough(&self) -> Option<&Passthrough> {
+    pub fn passthrough(&self) -> Option<&Arc<Passthrough>> {
         self.passthrough.as_ref()
     }
 

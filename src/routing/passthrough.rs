@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use lru::LruCache;
 
-use crate::config::DefaultPolicies;
+use crate::config::PassthroughPolicy;
 use crate::metrics::UpstreamMetrics;
 use crate::upstream::Upstream;
 use crate::upstream::client::HttpClient;
@@ -21,27 +21,31 @@ pub const PASSTHROUGH_LABEL: &str = "passthrough";
 /// Live passthrough state.
 #[derive(Debug)]
 pub struct Passthrough {
-    defaults: DefaultPolicies,
+    policy: PassthroughPolicy,
     client: HttpClient,
     metrics: Arc<UpstreamMetrics>,
     table: Mutex<LruCache<(String, u16), Arc<Upstream>>>,
 }
 
 impl Passthrough {
-    /// An empty table holding at most `max_hosts` authorities.
+    /// An empty table holding at most `policy.max_hosts` authorities.
     pub fn new(
-        defaults: DefaultPolicies,
-        max_hosts: usize,
+        policy: PassthroughPolicy,
         client: HttpClient,
         metrics: Arc<UpstreamMetrics>,
     ) -> Self {
-        let cap = NonZeroUsize::new(max_hosts).unwrap_or(NonZeroUsize::MIN);
+        let cap = NonZeroUsize::new(policy.max_hosts).unwrap_or(NonZeroUsize::MIN);
         Self {
-            defaults,
+            policy,
             client,
             metrics,
             table: Mutex::new(LruCache::new(cap)),
         }
+    }
+
+    /// The policy this table was built from (a reload keeps the table when it is unchanged).
+    pub fn policy(&self) -> &PassthroughPolicy {
+        &self.policy
     }
 
     /// The implicit upstream for `host:port`, created on first use.
@@ -51,7 +55,7 @@ impl Passthrough {
             return found.clone();
         }
         let upstream = Upstream::with_client(
-            self.policy(host, port),
+            self.upstream_policy(host, port),
             self.client.clone(),
             self.metrics.clone(),
         );
@@ -65,13 +69,13 @@ impl Passthrough {
         table.iter().map(|(_, u)| u.clone()).collect()
     }
 
-    fn policy(&self, host: &str, port: u16) -> UpstreamPolicy {
+    fn upstream_policy(&self, host: &str, port: u16) -> UpstreamPolicy {
         let authority = if host.contains(':') {
             format!("[{host}]:{port}")
         } else {
             format!("{host}:{port}")
         };
-        let d = &self.defaults;
+        let d = &self.policy.defaults;
         UpstreamPolicy {
             endpoints: vec![EndpointPolicy {
                 url: format!("http://{authority}")

@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::config::LimitsPolicy;
 use crate::proxy::{ConnInfo, ProxyService, Shared};
+use crate::server::Drain;
 
 /// Concurrent HTTP/2 streams per client connection.
 const MAX_CONCURRENT_STREAMS: u32 = 512;
@@ -54,7 +54,7 @@ impl ConnectionBuilder {
         stream: TcpStream,
         shared: Arc<Shared>,
         info: ConnInfo,
-        graceful: &GracefulShutdown,
+        drain: &Drain,
         permit: OwnedSemaphorePermit,
     ) {
         let client = info.client;
@@ -63,9 +63,17 @@ impl ConnectionBuilder {
             .builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
-        let watched = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = watched.await {
+        let signal = drain.signal.clone();
+        drain.tracker.spawn(async move {
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                result = conn.as_mut() => result,
+                () = signal.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%client, error = %e, "client connection ended with an error");
             }
             drop(permit);

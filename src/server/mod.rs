@@ -8,10 +8,10 @@ pub mod connection;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::LimitsPolicy;
 use crate::proxy::{ConnInfo, Shared};
@@ -19,6 +19,32 @@ use connection::ConnectionBuilder;
 
 /// Longest pause after repeated accept errors.
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Every client connection of the app: tracked so shutdown can wait for them, and told
+/// together to finish (in-flight requests complete, idle keep-alive connections close).
+#[derive(Clone, Debug, Default)]
+pub struct Drain {
+    tracker: TaskTracker,
+    signal: CancellationToken,
+}
+
+impl Drain {
+    /// Asks every connection to finish gracefully; no new connection is tracked after this.
+    pub fn begin(&self) {
+        self.tracker.close();
+        self.signal.cancel();
+    }
+
+    /// Resolves when every connection has ended.
+    pub async fn wait(&self) {
+        self.tracker.wait().await;
+    }
+
+    /// Connections still open.
+    pub fn open(&self) -> usize {
+        self.tracker.len()
+    }
+}
 
 /// One listener's accept loop.
 #[derive(Debug)]
@@ -29,24 +55,25 @@ pub struct Listener {
     pub dedicated: Option<Arc<str>>,
 }
 
-/// Accepts until `stop` fires; connections already accepted keep running under `graceful`.
+/// Accepts until `stop` fires, then hands the socket back (a reload may restart the loop on
+/// it with new limits); connections already accepted keep running under `graceful`.
 pub async fn serve(
     listener: Listener,
     shared: Arc<Shared>,
     limits: LimitsPolicy,
     permits: Arc<Semaphore>,
-    graceful: Arc<GracefulShutdown>,
+    drain: Drain,
     stop: CancellationToken,
-) {
+) -> Listener {
     let builder = ConnectionBuilder::new(&limits);
     let mut backoff = Duration::from_millis(5);
     loop {
         let permit = tokio::select! {
             permit = permits.clone().acquire_owned() => match permit {
                 Ok(p) => p,
-                Err(_) => return,
+                Err(_) => return listener,
             },
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => return listener,
         };
         let (stream, client) = tokio::select! {
             accepted = listener.listener.accept() => match accepted {
@@ -56,13 +83,13 @@ pub async fn serve(
                     drop(permit);
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
-                        () = stop.cancelled() => return,
+                        () = stop.cancelled() => return listener,
                     }
                     backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
                     continue;
                 }
             },
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => return listener,
         };
         backoff = Duration::from_millis(5);
         let _ = stream.set_nodelay(true);
@@ -70,6 +97,6 @@ pub async fn serve(
             client,
             dedicated: listener.dedicated.clone(),
         };
-        builder.spawn(stream, shared.clone(), conn, &graceful, permit);
+        builder.spawn(stream, shared.clone(), conn, &drain, permit);
     }
 }

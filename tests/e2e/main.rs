@@ -5,6 +5,7 @@
 mod support;
 
 mod health;
+mod reload;
 mod retry;
 
 mod support_selftest;
