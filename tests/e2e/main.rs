@@ -4,6 +4,9 @@
 
 mod support;
 
+mod headers;
+mod protocols;
 mod retry;
+mod routing;
 
 mod support_selftest;
