@@ -4,9 +4,12 @@
 
 mod support;
 
+mod admin;
 mod headers;
+mod limits;
 mod protocols;
 mod retry;
 mod routing;
+mod shutdown;
 
 mod support_selftest;
