@@ -56,11 +56,17 @@ pub fn prepare_request(
     {
         headers.insert(HOST, value);
     }
+    // Every prior line is kept (RFC 9110 §5.3: repeated lines are one comma-separated list).
+    let mut forwarded_for: Vec<&str> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
     let ip = client_ip.to_string();
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.is_empty() => format!("{prior}, {ip}"),
-        _ => ip,
-    };
+    forwarded_for.push(&ip);
+    let forwarded_for = forwarded_for.join(", ");
     if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
         headers.insert(X_FORWARDED_FOR, value);
     }
