@@ -408,6 +408,11 @@ async fn large_bodies_stream_through_without_growing_the_proxy() {
     );
 
     let growth = peak_rss(proc.pid()).saturating_sub(baseline);
+    eprintln!(
+        "proxy peak RSS: baseline {} KiB, growth {} KiB",
+        baseline / 1024,
+        growth / 1024
+    );
     assert!(
         growth < 16 * MIB,
         "peak RSS grew by {} KiB (baseline {} KiB) for a 64 MiB upload and a 32 MiB download",

@@ -140,6 +140,24 @@ async fn forwarding_headers_and_via_are_set() {
 }
 
 #[tokio::test]
+async fn every_x_forwarded_for_line_is_kept_when_appending() {
+    let up = TestUpstream::http1().await;
+    let proxy = TestProxy::start(&config(&up.url(), "")).await;
+    let head = "GET /xff HTTP/1.1\r\nHost: svc\r\nX-Forwarded-For: 10.0.0.1\r\n\
+        X-Forwarded-For: 10.0.0.2, 10.0.0.3\r\nConnection: close\r\n\r\n";
+    let resp = raw_request(&proxy, head).await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let got = up.last();
+    let xff: Vec<_> = got
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(xff.join(", "), "10.0.0.1, 10.0.0.2, 10.0.0.3, 127.0.0.1");
+}
+
+#[tokio::test]
 async fn request_id_is_generated_when_absent_and_kept_when_present() {
     let up = TestUpstream::http1().await;
     let proxy = TestProxy::start(&config(&up.url(), "")).await;

@@ -11,5 +11,6 @@ mod protocols;
 mod retry;
 mod routing;
 mod shutdown;
+mod streaming;
 
 mod support_selftest;
