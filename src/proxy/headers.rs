@@ -49,12 +49,16 @@ pub fn prepare_request(
     ] {
         headers.remove(name);
     }
-    // HTTP/2 carries the authority in the URI only; HTTP/1.1 upstreams need a Host header.
-    if !headers.contains_key(HOST)
-        && let Some(authority) = uri.authority()
-        && let Ok(value) = HeaderValue::from_str(authority.as_str())
-    {
-        headers.insert(HOST, value);
+    // An absolute-form target (or HTTP/2's :authority) is the authority: a received Host is
+    // replaced by it (RFC 9112 §3.2.2), and HTTP/1.1 upstreams get the Host they need.
+    if let Some(authority) = uri.authority() {
+        let host = match authority.port() {
+            Some(port) => format!("{}:{port}", authority.host()),
+            None => authority.host().to_owned(),
+        };
+        if let Ok(value) = HeaderValue::from_str(&host) {
+            headers.insert(HOST, value);
+        }
     }
     // Every prior line is kept (RFC 9110 §5.3: repeated lines are one comma-separated list).
     let mut forwarded_for: Vec<&str> = headers
