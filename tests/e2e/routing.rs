@@ -289,3 +289,25 @@ async fn passthrough_off_gives_404_and_unrouted_requests_count_with_an_empty_lab
         Some(1.0)
     );
 }
+
+#[tokio::test]
+async fn absolute_form_wins_over_a_different_host_header() {
+    let svc = TestUpstream::http1().await;
+    let other = TestUpstream::http1().await;
+    let yaml = format!(
+        "upstreams:\n  svc:\n    endpoints: [\"{}\"]\n    hosts: [svc]\n  other:\n    endpoints: [\"{}\"]\n    hosts: [other]\n",
+        svc.url(),
+        other.url()
+    );
+    let proxy = TestProxy::start(&yaml).await;
+    // RFC 9112 §3.2.2: with an absolute-form target, the received Host is ignored and
+    // replaced by the target's authority.
+    let req = request("GET", "http://svc:8080/abs")
+        .header("host", "other")
+        .body(empty())
+        .unwrap();
+    let resp = client::collect(client::via_proxy(proxy.addr, req).await.unwrap()).await;
+    assert_eq!(echoed_uri(&resp), "/abs");
+    assert_eq!((svc.count(), other.count()), (1, 0));
+    assert_eq!(svc.last().header("host"), Some("svc:8080"));
+}

@@ -89,3 +89,38 @@ async fn idle_keep_alive_connections_are_closed() {
     assert!(matches!(rest, Ok(0) | Err(_)), "{rest:?}");
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+#[tokio::test]
+async fn after_the_drain_delay_new_connections_are_refused_while_admin_still_answers() {
+    let up = TestUpstream::http1().await;
+    up.push(Reply::ok("late").delay(Duration::from_millis(800)));
+    let proxy = TestProxy::start(&config(&up.url(), "{ drain_delay: 100ms, timeout: 3s }")).await;
+    let req = request("GET", &proxy.url("/slow"))
+        .header("host", "svc")
+        .body(empty())
+        .unwrap();
+    let in_flight =
+        tokio::spawn(async move { client::collect(client::send(req).await.unwrap()).await });
+    up.wait_for(1).await;
+    let (addr, admin) = (proxy.addr, proxy.admin);
+    let shutdown = tokio::spawn(proxy.shutdown());
+
+    // Once the drain delay is over the listener is closed: connecting fails.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while TcpStream::connect(addr).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "still accepting after the drain delay"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The in-flight request is still running, and the admin listener still answers.
+    assert!(!in_flight.is_finished());
+    let readyz = client::get(&format!("http://{admin}/readyz")).await;
+    assert_eq!(readyz.status(), 503);
+    let healthz = client::get(&format!("http://{admin}/healthz")).await;
+    assert_eq!(healthz.status(), 200);
+
+    assert_eq!(in_flight.await.unwrap().status(), 200);
+    assert_eq!(shutdown.await.unwrap(), Exit::Clean);
+}
