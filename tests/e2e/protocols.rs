@@ -246,4 +246,20 @@ async fn connect_to_a_closed_port_is_502() {
         "{}",
         tunnel.head
     );
+    // A failed tunnel set-up counts as a connect failure of the (passthrough) upstream.
+    let m = proxy.metrics();
+    assert_eq!(
+        m.value(
+            "rampart_upstream_attempts_total",
+            &[("upstream", "passthrough"), ("outcome", "connect_error")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value(
+            "rampart_requests_total",
+            &[("upstream", "passthrough"), ("code", "502")]
+        ),
+        Some(1.0)
+    );
 }
