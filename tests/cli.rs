@@ -340,10 +340,11 @@ async fn json_logs_have_one_access_event_per_request() {
 #[tokio::test]
 async fn probe_exits_0_on_healthz_and_1_on_a_closed_port() {
     let ports = Ports::new();
-    let _proc = rampart(&["run"])
+    // No subcommand means `run`; with stdout not a terminal, logs default to JSON.
+    let mut proc = rampart(&[])
         .config(&ports.config("http://127.0.0.1:9", "{ drain_delay: 0s, timeout: 1s }"))
         .spawn();
-    assert!(wait_for_port(ports.admin, START).await);
+    started(&proc, &ports).await;
     let healthz = format!("http://{}/healthz", ports.admin);
     let done = rampart(&["probe", &healthz]).run(START).await;
     assert_eq!(done.status.code(), Some(0), "{}", done.output);
@@ -352,6 +353,11 @@ async fn probe_exits_0_on_healthz_and_1_on_a_closed_port() {
     let done = rampart(&["probe", &closed]).run(START).await;
     assert_eq!(done.status.code(), Some(1), "{}", done.output);
     assert!(done.output.contains("rampart probe"), "{}", done.output);
+
+    proc.signal("TERM");
+    assert_eq!(proc.wait_exit(START).await.code(), Some(0));
+    let output = proc.output();
+    assert!(plain_lines(&output).is_empty(), "{output}");
 }
 
 /// Peak resident memory (VmHWM) of `pid` in bytes.
