@@ -84,6 +84,15 @@ fn run(cli_path: Option<&Path>) -> ExitCode {
     };
     tracing::info!(config = %source.describe(), version = env!("CARGO_PKG_VERSION"), "starting");
     let code = runtime.block_on(async move {
+        // Before serving: a signal that arrives once the listeners are up must drain or
+        // reload, not kill the process with the default action.
+        let signals = match rampart::shutdown::Signals::install() {
+            Ok(signals) => signals,
+            Err(e) => {
+                eprintln!("rampart: cannot install signal handlers: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let app = match app::start(config, Some(source)).await {
             Ok(app) => app,
             Err(e) => {
@@ -91,18 +100,7 @@ fn run(cli_path: Option<&Path>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let trigger = app.shutdown_trigger();
-        tokio::spawn(async move {
-            if let Err(e) = rampart::shutdown::watch_signals(trigger).await {
-                tracing::error!(error = %e, "cannot install signal handlers");
-            }
-        });
-        let reloader = app.reloader().clone();
-        tokio::spawn(async move {
-            if let Err(e) = rampart::shutdown::watch_hangup(reloader).await {
-                tracing::error!(error = %e, "cannot install the SIGHUP handler");
-            }
-        });
+        tokio::spawn(signals.watch(app.shutdown_trigger(), app.reloader().clone()));
         match app.wait().await {
             Exit::Clean => ExitCode::SUCCESS,
             Exit::TimedOut => ExitCode::from(124),

@@ -1,33 +1,51 @@
 //! Process signals (SPEC §7): the first SIGTERM or SIGINT starts the graceful sequence, a
 //! second one exits at once with code 1; SIGHUP reloads the config file.
 
-use tokio::signal::unix::{SignalKind, signal};
+use std::sync::Arc;
+
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-/// Waits for signals: cancels `begin` on the first, exits the process on the second.
-pub async fn watch_signals(begin: CancellationToken) -> std::io::Result<()> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutdown requested"),
-        _ = int.recv() => tracing::info!(signal = "SIGINT", "shutdown requested"),
-    }
-    begin.cancel();
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    eprintln!("rampart: second signal, exiting now");
-    std::process::exit(1);
+use crate::reload::Reloader;
+
+/// SIGTERM and SIGINT with rampart's handlers registered: from `install` on, neither can
+/// kill the process with the default action, so install them before serving.
+#[derive(Debug)]
+pub struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
 }
 
-/// Reloads the config on every SIGHUP (a refused reload keeps the old config serving).
-pub async fn watch_hangup(
-    reloader: std::sync::Arc<crate::reload::Reloader>,
-) -> std::io::Result<()> {
-    let mut hup = signal(SignalKind::hangup())?;
-    while hup.recv().await.is_some() {
-        let _ = reloader.reload("SIGHUP").await;
+impl Signals {
+    /// Registers the handlers now (needs a running tokio runtime).
+    pub fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
     }
-    Ok(())
+
+    /// Waits for signals: SIGHUP reloads through `reloader`; the first SIGTERM or SIGINT
+    /// cancels `begin`, the second exits the process.
+    pub async fn watch(mut self, begin: CancellationToken, reloader: Arc<Reloader>) {
+        let mut hup = self.hup;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                let _ = reloader.reload("SIGHUP").await;
+            }
+        });
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!(signal = "SIGTERM", "shutdown requested"),
+            _ = self.int.recv() => tracing::info!(signal = "SIGINT", "shutdown requested"),
+        }
+        begin.cancel();
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        eprintln!("rampart: second signal, exiting now");
+        std::process::exit(1);
+    }
 }

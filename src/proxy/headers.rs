@@ -49,18 +49,28 @@ pub fn prepare_request(
     ] {
         headers.remove(name);
     }
-    // HTTP/2 carries the authority in the URI only; HTTP/1.1 upstreams need a Host header.
-    if !headers.contains_key(HOST)
-        && let Some(authority) = uri.authority()
-        && let Ok(value) = HeaderValue::from_str(authority.as_str())
-    {
-        headers.insert(HOST, value);
+    // An absolute-form target (or HTTP/2's :authority) is the authority: a received Host is
+    // replaced by it (RFC 9112 §3.2.2), and HTTP/1.1 upstreams get the Host they need.
+    if let Some(authority) = uri.authority() {
+        let host = match authority.port() {
+            Some(port) => format!("{}:{port}", authority.host()),
+            None => authority.host().to_owned(),
+        };
+        if let Ok(value) = HeaderValue::from_str(&host) {
+            headers.insert(HOST, value);
+        }
     }
+    // Every prior line is kept (RFC 9110 §5.3: repeated lines are one comma-separated list).
+    let mut forwarded_for: Vec<&str> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
     let ip = client_ip.to_string();
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.is_empty() => format!("{prior}, {ip}"),
-        _ => ip,
-    };
+    forwarded_for.push(&ip);
+    let forwarded_for = forwarded_for.join(", ");
     if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
         headers.insert(X_FORWARDED_FOR, value);
     }

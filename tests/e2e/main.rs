@@ -4,8 +4,15 @@
 
 mod support;
 
+mod admin;
+mod headers;
 mod health;
+mod limits;
+mod protocols;
 mod reload;
 mod retry;
+mod routing;
+mod shutdown;
+mod streaming;
 
 mod support_selftest;

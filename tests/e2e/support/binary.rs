@@ -63,6 +63,7 @@ pub struct Cmd {
     args: Vec<String>,
     env: Vec<(String, String)>,
     config: Option<String>,
+    files: Vec<(String, String)>,
 }
 
 /// A running process; killed when dropped.
@@ -97,6 +98,7 @@ impl Cmd {
             args: args.iter().map(|a| a.to_string()).collect(),
             env: Vec::new(),
             config: None,
+            files: Vec::new(),
         }
     }
 
@@ -111,8 +113,18 @@ impl Cmd {
         self
     }
 
+    /// Write `text` to `<tempdir>/<name>` (the working directory) before spawning, e.g. a
+    /// `rampart.yaml` found there without `-c`.
+    pub fn file(mut self, name: &str, text: &str) -> Self {
+        self.files.push((name.into(), text.into()));
+        self
+    }
+
     pub fn spawn(self) -> Process {
         let dir = tempfile::tempdir().unwrap();
+        for (name, text) in &self.files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)

@@ -1,0 +1,294 @@
+//! Header hygiene through the running server (SPEC §3): hop-by-hop headers both ways,
+//! forwarding headers, the request id, `x-rampart-*` overrides and `x-rampart-attempts`.
+
+use std::time::Duration;
+
+use crate::support::binary::free_port;
+use crate::support::client::{self, request};
+use crate::support::{Reply, TestProxy, TestUpstream, empty};
+
+fn config(endpoint: &str, extra: &str) -> String {
+    format!(
+        "upstreams:\n  svc:\n    endpoints: [\"{endpoint}\"]\n    hosts: [svc]\n    retry: {{ attempts: 2, backoff: {{ strategy: fixed, base: 1ms, max: 1ms }} }}\n{extra}"
+    )
+}
+
+/// Writes a raw HTTP/1.1 request (the test client must not tidy the hop-by-hop headers
+/// away) and returns the response head and body as text.
+async fn raw_request(proxy: &TestProxy, head: &str) -> String {
+    client::raw(proxy.addr, head.as_bytes(), Duration::from_secs(3)).await
+}
+
+#[tokio::test]
+async fn hop_by_hop_request_headers_are_not_forwarded() {
+    let up = TestUpstream::http1().await;
+    let proxy = TestProxy::start(&config(&up.url(), "")).await;
+
+    let head = "GET /h HTTP/1.1\r\nHost: svc\r\n\
+        Connection: close, x-named-hop\r\nX-Named-Hop: 1\r\nKeep-Alive: timeout=5\r\n\
+        Proxy-Authorization: Basic Zm9vOmJhcg==\r\nProxy-Connection: keep-alive\r\n\
+        TE: gzip\r\nTrailer: x-checksum\r\nUpgrade: h2c\r\n\
+        X-Rampart-Attempts: 1\r\nX-Rampart-Timeout-Ms: 5000\r\nX-Rampart-Upstream: svc\r\n\
+        X-End-To-End: kept\r\n\r\n";
+    let resp = raw_request(&proxy, head).await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let got = up.last();
+    for gone in [
+        "connection",
+        "x-named-hop",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+        "x-rampart-attempts",
+        "x-rampart-timeout-ms",
+        "x-rampart-upstream",
+    ] {
+        assert!(got.header(gone).is_none(), "{gone} was forwarded");
+    }
+    assert_eq!(got.header("x-end-to-end"), Some("kept"));
+    assert_eq!(got.header("host"), Some("svc"));
+}
+
+#[tokio::test]
+async fn te_trailers_is_the_one_te_value_forwarded() {
+    let up = TestUpstream::http1().await;
+    let proxy = TestProxy::start(&config(&up.url(), "")).await;
+    let head = "GET /t HTTP/1.1\r\nHost: svc\r\nTE: trailers\r\nConnection: close, te\r\n\r\n";
+    let resp = raw_request(&proxy, head).await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert_eq!(up.last().header("te"), Some("trailers"));
+}
+
+#[tokio::test]
+async fn hop_by_hop_response_headers_are_not_returned() {
+    let up = TestUpstream::http1().await;
+    up.push(
+        Reply::ok("body")
+            .header("connection", "x-resp-hop")
+            .header("x-resp-hop", "secret")
+            .header("keep-alive", "timeout=5")
+            .header("proxy-authenticate", "Basic")
+            .header("trailer", "x-sum")
+            .header("upgrade", "h2c")
+            .header("x-resp-kept", "yes"),
+    );
+    let proxy = TestProxy::start(&config(&up.url(), "")).await;
+    let req = request("GET", &proxy.url("/r"))
+        .header("host", "svc")
+        .body(empty())
+        .unwrap();
+    let resp = client::collect(client::send(req).await.unwrap()).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.body().as_ref(), b"body");
+    for gone in [
+        "x-resp-hop",
+        "keep-alive",
+        "proxy-authenticate",
+        "trailer",
+        "upgrade",
+    ] {
+        assert!(
+            resp.headers().get(gone).is_none(),
+            "{gone} came back: {:?}",
+            resp.headers()
+        );
+    }
+    if let Some(conn) = client::header(&resp, "connection") {
+        assert!(!conn.contains("x-resp-hop"), "connection: {conn}");
+    }
+    assert_eq!(client::header(&resp, "x-resp-kept"), Some("yes"));
+    assert_eq!(client::header(&resp, "via"), Some("1.1 rampart"));
+}
+
+#[tokio::test]
+async fn forwarding_headers_and_via_are_set() {
+    let up = TestUpstream::http1().await;
+    let proxy = TestProxy::start(&config(&up.url(), "")).await;
+
+    let req = request("GET", &proxy.url("/f"))
+        .header("host", "svc")
+        .body(empty())
+        .unwrap();
+    let resp = client::collect(client::send(req).await.unwrap()).await;
+    assert_eq!(resp.status(), 200);
+    let got = up.last();
+    assert_eq!(got.header("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(got.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(got.header("via"), Some("1.1 rampart"));
+    assert_eq!(client::header(&resp, "via"), Some("1.1 rampart"));
+
+    // An existing chain is appended to, and an existing Via is kept.
+    let req = request("GET", &proxy.url("/f"))
+        .header("host", "svc")
+        .header("x-forwarded-for", "10.0.0.1")
+        .header("via", "1.1 edge")
+        .body(empty())
+        .unwrap();
+    client::collect(client::send(req).await.unwrap()).await;
+    let got = up.last();
+    assert_eq!(got.header("x-forwarded-for"), Some("10.0.0.1, 127.0.0.1"));
+    let via: Vec<_> = got
+        .headers
+        .get_all("via")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(via.join(", "), "1.1 edge, 1.1 rampart");
+}
+
+#[tokio::test]
+async fn every_x_forwarded_for_line_is_kept_when_appending() {
+    let up = TestUpstream::http1().await;
+    let proxy = TestProxy::start(&config(&up.url(), "")).await;
+    let head = "GET /xff HTTP/1.1\r\nHost: svc\r\nX-Forwarded-For: 10.0.0.1\r\n\
+        X-Forwarded-For: 10.0.0.2, 10.0.0.3\r\nConnection: close\r\n\r\n";
+    let resp = raw_request(&proxy, head).await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let got = up.last();
+    let xff: Vec<_> = got
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(xff.join(", "), "10.0.0.1, 10.0.0.2, 10.0.0.3, 127.0.0.1");
+}
+
+#[tokio::test]
+async fn request_id_is_generated_when_absent_and_kept_when_present() {
+    let up = TestUpstream::http1().await;
+    let proxy = TestProxy::start(&config(&up.url(), "")).await;
+
+    let req = request("GET", &proxy.url("/id"))
+        .header("host", "svc")
+        .body(empty())
+        .unwrap();
+    let resp = client::collect(client::send(req).await.unwrap()).await;
+    let id = client::header(&resp, "x-request-id")
+        .expect("generated id")
+        .to_owned();
+    assert_eq!(id.len(), 32, "{id}");
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    assert_eq!(up.last().header("x-request-id"), Some(id.as_str()));
+
+    let req = request("GET", &proxy.url("/id"))
+        .header("host", "svc")
+        .body(empty())
+        .unwrap();
+    let again = client::collect(client::send(req).await.unwrap()).await;
+    assert_ne!(client::header(&again, "x-request-id"), Some(id.as_str()));
+
+    let req = request("GET", &proxy.url("/id"))
+        .header("host", "svc")
+        .header("x-request-id", "app-chosen-42")
+        .body(empty())
+        .unwrap();
+    let resp = client::collect(client::send(req).await.unwrap()).await;
+    assert_eq!(client::header(&resp, "x-request-id"), Some("app-chosen-42"));
+    assert_eq!(up.last().header("x-request-id"), Some("app-chosen-42"));
+
+    // Generated answers carry it too.
+    let req = request("GET", &proxy.url("/id"))
+        .header("host", "nobody")
+        .header("x-request-id", "lost-1")
+        .body(empty())
+        .unwrap();
+    let resp = client::collect(client::send(req).await.unwrap()).await;
+    assert_eq!(resp.status(), 404);
+    assert_eq!(client::header(&resp, "x-request-id"), Some("lost-1"));
+}
+
+#[tokio::test]
+async fn attempts_header_is_on_upstream_and_generated_answers() {
+    let up = TestUpstream::http1().await;
+    let proxy = TestProxy::start(&config(&up.url(), "")).await;
+    let send = |host: &'static str| {
+        let req = request("GET", &proxy.url("/a"))
+            .header("host", host)
+            .body(empty())
+            .unwrap();
+        async move { client::collect(client::send(req).await.unwrap()).await }
+    };
+    let resp = send("svc").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(client::header(&resp, "x-rampart-attempts"), Some("1"));
+
+    // Generated 502: connection refused twice.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let refused = TestProxy::start(&config(&closed, "")).await;
+    let req = request("GET", &refused.url("/a"))
+        .header("host", "svc")
+        .body(empty())
+        .unwrap();
+    let resp = client::collect(client::send(req).await.unwrap()).await;
+    assert_eq!(resp.status(), 502);
+    assert_eq!(
+        client::header(&resp, "x-rampart-error"),
+        Some("upstream_unavailable")
+    );
+    assert_eq!(client::header(&resp, "x-rampart-attempts"), Some("2"));
+
+    // Generated 504: the upstream never answers within the request deadline.
+    let hang = TestUpstream::http1().await;
+    hang.set_default(Reply::hang());
+    let timeouts = "    timeouts: { request: 200ms, per_try: 100ms }\n";
+    let slow = TestProxy::start(&config(&hang.url(), timeouts)).await;
+    let req = request("GET", &slow.url("/a"))
+        .header("host", "svc")
+        .body(empty())
+        .unwrap();
+    let resp = client::collect(client::send(req).await.unwrap()).await;
+    assert_eq!(resp.status(), 504);
+    assert_eq!(
+        client::header(&resp, "x-rampart-error"),
+        Some("upstream_timeout")
+    );
+    assert_eq!(client::header(&resp, "x-rampart-attempts"), Some("2"));
+    assert_eq!(client::json(&resp)["upstream"], "svc");
+}
+
+#[tokio::test]
+async fn bad_override_values_and_an_invalid_host_are_400() {
+    let up = TestUpstream::http1().await;
+    let proxy = TestProxy::start(&config(&up.url(), "")).await;
+    for (name, value) in [
+        ("x-rampart-attempts", "abc"),
+        ("x-rampart-attempts", "0"),
+        ("x-rampart-attempts", "-1"),
+        ("x-rampart-timeout-ms", "1.5"),
+        ("x-rampart-timeout-ms", "0"),
+    ] {
+        let req = request("GET", &proxy.url("/o"))
+            .header("host", "svc")
+            .header(name, value)
+            .body(empty())
+            .unwrap();
+        let resp = client::collect(client::send(req).await.unwrap()).await;
+        assert_eq!(resp.status(), 400, "{name}: {value}");
+        assert_eq!(
+            client::header(&resp, "x-rampart-error"),
+            Some("bad_request")
+        );
+        assert_eq!(client::json(&resp)["error"], "bad_request");
+    }
+    // Valid overrides are accepted (and capped).
+    let req = request("GET", &proxy.url("/o"))
+        .header("host", "svc")
+        .header("x-rampart-attempts", "7")
+        .header("x-rampart-timeout-ms", "900000")
+        .body(empty())
+        .unwrap();
+    assert_eq!(client::send(req).await.unwrap().status(), 200);
+
+    let resp = raw_request(
+        &proxy,
+        "GET /o HTTP/1.1\r\nHost: bad host/x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+    assert!(resp.contains("bad_request"), "{resp}");
+    assert_eq!(up.count(), 1, "only the valid request was forwarded");
+}
