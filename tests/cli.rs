@@ -428,3 +428,62 @@ async fn large_bodies_stream_through_without_growing_the_proxy() {
     proc.signal("TERM");
     assert_eq!(proc.wait_exit(START).await.code(), Some(0));
 }
+
+#[tokio::test]
+async fn sighup_reloads_and_an_invalid_file_keeps_the_old_config() {
+    let up = TestUpstream::http1().await;
+    let other = TestUpstream::http1().await;
+    let ports = Ports::new();
+    let shutdown = "{ drain_delay: 0s, timeout: 5s }";
+    let proc = rampart(&["run"])
+        .env("RAMPART_LOG_FORMAT", "json")
+        .config(&ports.config(&up.url(), shutdown))
+        .spawn();
+    started(&proc, &ports).await;
+    let extra = |host: &str| {
+        request("GET", &format!("http://{}/x", ports.listen))
+            .header("host", host)
+            .body(empty())
+            .unwrap()
+    };
+    assert_eq!(
+        client::collect(client::send(extra("extra")).await.unwrap())
+            .await
+            .status(),
+        404
+    );
+
+    // A valid file adding an upstream: routed after SIGHUP.
+    let added = format!(
+        "{}  extra:\n    endpoints: [\"{}\"]\n    hosts: [extra]\n",
+        ports.config(&up.url(), shutdown),
+        other.url()
+    );
+    proc.write_config(&added);
+    proc.signal("HUP");
+    proc.wait_for_line("config reloaded", START).await;
+    assert_eq!(
+        client::collect(client::send(extra("extra")).await.unwrap())
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(other.count(), 1);
+
+    // An invalid file: refused, logged, and the process keeps serving the last good config.
+    proc.write_config("upstreams:\n  extra:\n    endpoints: []\n");
+    proc.signal("HUP");
+    proc.wait_for_line("config reload refused", START).await;
+    assert_eq!(
+        client::collect(client::send(extra("extra")).await.unwrap())
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        client::collect(client::send(svc_get(&ports, "/still")).await.unwrap())
+            .await
+            .status(),
+        200
+    );
+}
