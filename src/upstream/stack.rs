@@ -97,6 +97,7 @@ impl Upstream {
             budget.deposit();
         }
 
+        let mut head = Some(parts);
         let hedge = !retry.hedge_delay.is_zero()
             && retrier.method_safe()
             && retrier.max_attempts() > 1
@@ -108,8 +109,9 @@ impl Upstream {
             let try_deadline = deadline.min(Instant::now() + timeouts.per_try);
             let (result, index) = if hedge && tries == 0 {
                 tries += 2;
+                let parts = head.as_ref().expect("the first try keeps the head");
                 self.hedged(
-                    &parts,
+                    parts,
                     &mut replay,
                     retry.hedge_delay,
                     timeouts.per_try,
@@ -120,7 +122,15 @@ impl Upstream {
                 tries += 1;
                 let index = self.balancer.pick(&self.endpoints, avoid);
                 let body = replay.take().unwrap_or_else(RequestBody::empty);
-                let req = request_for_try(&parts, body);
+                // The last possible try takes the head itself: no header copy for requests
+                // that get one try, which is most of them.
+                let req = match head.take_if(|_| tries == retrier.max_attempts()) {
+                    Some(mut parts) => {
+                        parts.extensions.clear();
+                        Request::from_parts(parts, body)
+                    }
+                    None => request_for_try(head.as_ref().expect("kept until the last try"), body),
+                };
                 (
                     self.try_once(req, &self.endpoints[index], try_deadline)
                         .await,
