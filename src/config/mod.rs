@@ -15,6 +15,7 @@ use crate::upstream::policy::{ConcurrencyPolicy, TimeoutPolicy, UpstreamPolicy};
 
 mod env;
 mod file;
+pub mod json;
 mod policies;
 mod presets;
 mod shapes;
