@@ -112,6 +112,11 @@ impl Reloader {
         true
     }
 
+    /// The config in effect (after the last successful reload).
+    pub async fn current(&self) -> Config {
+        self.current.lock().await.clone()
+    }
+
     /// The config file, when there is one.
     pub fn path(&self) -> Option<PathBuf> {
         match &self.source {

@@ -140,6 +140,13 @@ async fn admin_api(state: &AdminState, req: Request<Incoming>) -> Response<Respo
                 json(StatusCode::BAD_REQUEST, body.to_string())
             }
         },
+        (&Method::GET, "/admin/config") => {
+            let config = state.reloader.current().await;
+            json(
+                StatusCode::OK,
+                crate::config::json::effective_json(&config).to_string(),
+            )
+        }
         (_, "/admin/reload") => json(
             StatusCode::METHOD_NOT_ALLOWED,
             r#"{"error":"method_not_allowed"}"#.into(),

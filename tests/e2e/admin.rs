@@ -171,3 +171,27 @@ async fn admin_paths_need_the_bearer_token_when_one_is_set() {
         200
     );
 }
+
+#[tokio::test]
+async fn admin_config_shows_the_effective_config_with_secrets_redacted() {
+    let up = crate::support::TestUpstream::http1().await;
+    let yaml = format!(
+        "admin: {{ listen: 127.0.0.1:0, token: tok-8c1f-secret }}\nupstreams:\n  svc:\n    endpoints: [\"{}\"]\n    hosts: [svc]\n    rate_limit: {{ rate: 10/s, global: {{ redis: \"redis://:pw-77-hunter@127.0.0.1:1/0\" }} }}\n",
+        up.url()
+    );
+    let proxy = crate::support::TestProxy::start(&yaml).await;
+    let req = crate::support::client::request("GET", &proxy.admin_url("/admin/config"))
+        .header("authorization", "Bearer tok-8c1f-secret")
+        .body(crate::support::empty())
+        .unwrap();
+    let resp =
+        crate::support::client::collect(crate::support::client::send(req).await.unwrap()).await;
+    assert_eq!(resp.status(), 200);
+    let text = crate::support::client::text(&resp).to_owned();
+    assert!(!text.contains("tok-8c1f-secret"), "{text}");
+    assert!(!text.contains("pw-77-hunter"), "{text}");
+    let body = crate::support::client::json(&resp);
+    assert_eq!(body["admin"]["token"], "<redacted>");
+    assert_eq!(body["upstreams"][0]["name"], "svc");
+    assert_eq!(body["upstreams"][0]["rate_limit"]["rate"], "10/s");
+}
