@@ -182,6 +182,9 @@ async fn handle(
     let req = Request::from_parts(parts, RequestBody::Streaming(body));
     let Exchange { result, attempts } = upstream.call(req, fwd).await;
     let result = result.map(|mut response| {
+        // Answer in the app's HTTP version, not the upstream's: an HTTP/1.0 upstream must not
+        // make the app's keep-alive connection close.
+        *response.version_mut() = version;
         headers::prepare_response(response.headers_mut(), version);
         response
     });

@@ -263,3 +263,66 @@ async fn connect_to_a_closed_port_is_502() {
         Some(1.0)
     );
 }
+
+/// An HTTP/1.0 upstream that answers one request per connection, then closes.
+async fn http10_upstream() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_http10_upstream_keeps_the_apps_http11_connection_alive() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = http10_upstream().await;
+    let yaml = format!(
+        "upstreams:\n{}",
+        upstream_yaml("old", &format!("http://{up}"), "")
+    );
+    let proxy = TestProxy::start(&yaml).await;
+
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    for round in 0..2 {
+        stream
+            .write_all(b"GET /x HTTP/1.1\r\nHost: old\r\n\r\n")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !got.ends_with(b"\r\n\r\nok") {
+            let n = tokio::time::timeout(std::time::Duration::from_secs(3), stream.read(&mut buf))
+                .await
+                .expect("the proxy answers in time")
+                .unwrap();
+            assert!(
+                n > 0,
+                "round {round}: the proxy closed the app's connection"
+            );
+            got.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("HTTP/1.1 200"), "round {round}: {text}");
+        assert!(
+            !text.to_ascii_lowercase().contains("connection: close"),
+            "{text}"
+        );
+    }
+}
