@@ -427,3 +427,34 @@ async fn a_hedge_wins_against_a_slow_endpoint() {
     assert!(won >= 2.0, "{won}");
     assert_eq!(fast.count(), 4);
 }
+
+#[tokio::test]
+async fn the_timeout_header_shortens_the_deadline_and_cannot_lengthen_it() {
+    let up = TestUpstream::http1().await;
+    up.set_default(Reply::hang());
+    let yaml = format!(
+        "upstreams:\n  svc:\n    endpoints: [\"{}\"]\n    hosts: [svc]\n    timeouts: {{ request: 600ms, per_try: 600ms }}\n    retry: {{ attempts: 1 }}\n",
+        up.url()
+    );
+    let proxy = TestProxy::start(&yaml).await;
+
+    let started = Instant::now();
+    let resp = call(&proxy, "GET", &[("x-rampart-timeout-ms", "100")], None).await;
+    let took = started.elapsed();
+    assert_eq!(resp.status(), 504);
+    assert!(
+        took >= Duration::from_millis(100) && took < Duration::from_millis(500),
+        "the 100 ms override bounds the request: {took:?}"
+    );
+
+    // A larger value is capped at the configured 600 ms.
+    let started = Instant::now();
+    let resp = call(&proxy, "GET", &[("x-rampart-timeout-ms", "60000")], None).await;
+    let took = started.elapsed();
+    assert_eq!(resp.status(), 504);
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_millis(2000),
+        "capped at the configured request timeout: {took:?}"
+    );
+    assert!(up.last().header("x-rampart-timeout-ms").is_none());
+}
