@@ -11,6 +11,7 @@
 //! - [`upstream`]: one upstream's live state and its layer stack.
 //! - [`retry`], [`rate_limit`], [`breaker`]: the resilience policies.
 //! - [`admin`]: /metrics, /healthz, /readyz, /admin/*.
+//! - [`demo`]: `rampart demo`, a self-contained tour with local upstreams.
 //! - [`metrics`], [`outcome`], [`error`], [`telemetry`].
 
 pub mod admin;
@@ -18,6 +19,7 @@ pub mod app;
 pub mod breaker;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod listeners;
 pub mod metrics;

@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         Command::Run => run(cli.config.as_deref()),
         Command::Validate => validate(cli.config.as_deref()),
         Command::Probe { url } => probe(&url),
+        Command::Demo { duration, rate } => demo(duration, rate),
     }
 }
 
@@ -108,6 +109,33 @@ fn run(cli_path: Option<&Path>) -> ExitCode {
     });
     runtime.shutdown_timeout(Duration::from_millis(200));
     code
+}
+
+fn demo(duration: Duration, rate: u32) -> ExitCode {
+    use std::io::IsTerminal;
+    // The live view owns stdout.
+    rampart::telemetry::init_warnings_to_stderr();
+    let options = rampart::demo::DemoOptions {
+        duration,
+        rate,
+        tty: std::io::stdout().is_terminal(),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rampart demo: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(rampart::demo::run(options, &mut std::io::stdout()));
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rampart demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn probe(url: &str) -> ExitCode {

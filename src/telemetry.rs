@@ -36,3 +36,13 @@ pub fn init(filter: Option<&str>, format: Option<&str>) {
         tracing::warn!(%error, "RAMPART_LOG is not a valid filter; using info");
     }
 }
+
+/// Warnings and errors only, as compact text on stderr: for commands that own stdout, such as
+/// the demo's live view.
+pub fn init_warnings_to_stderr() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new("warn"))
+        .with_writer(std::io::stderr)
+        .compact()
+        .try_init();
+}

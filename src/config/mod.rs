@@ -99,6 +99,12 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
     parse_in(text, lookup, &std::env::current_dir().unwrap_or_default())
 }
 
+/// Parses a duration the way the YAML does (`250ms`, `5s`, `1m30s`), for command-line flags.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    use units::Unit as _;
+    units::DurationValue::parse(text).map(|d| d.0)
+}
+
 /// The real environment, for `${VAR}` interpolation in production (tests inject their own).
 pub fn env_lookup(name: &str) -> Option<String> {
     std::env::var(name).ok()
