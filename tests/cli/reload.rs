@@ -172,12 +172,17 @@ async fn a_changed_upstream_gets_a_fresh_bulkhead_while_an_unchanged_one_keeps_i
     }
 }
 
-#[tokio::test]
-async fn the_file_watch_reloads_after_an_atomic_rename() {
+/// Starts rampart with upstream alpha only, lets `rewrite` put the config with alpha and
+/// beta in place, and checks that the file watch alone (no signal, no API call) makes beta
+/// routable.
+async fn the_file_watch_adds_beta(
+    start: impl FnOnce(&str) -> Process,
+    rewrite: impl FnOnce(&Process, &str),
+) {
     let a = TestUpstream::http1().await;
     let b = TestUpstream::http1().await;
     let ports = Ports::new();
-    let proc = spawn(&config(&ports, &upstream("alpha", &a.url(), "")));
+    let proc = start(&config(&ports, &upstream("alpha", &a.url(), "")));
     started(&proc, &ports).await;
     assert_eq!(get(&ports, "beta", "/").await.status(), 404);
 
@@ -186,11 +191,16 @@ async fn the_file_watch_reloads_after_an_atomic_rename() {
         upstream("alpha", &a.url(), ""),
         upstream("beta", &b.url(), "")
     );
-    write_atomic(&proc.config_path(), &config(&ports, &two));
+    rewrite(&proc, &config(&ports, &two));
     proc.wait_for_line(r#""config reloaded","trigger":"file""#, START)
         .await;
     assert_eq!(get(&ports, "beta", "/").await.status(), 200);
     assert_eq!(b.count(), 1);
+}
+
+#[tokio::test]
+async fn the_file_watch_reloads_after_an_atomic_rename() {
+    the_file_watch_adds_beta(spawn, |proc, text| write_atomic(&proc.config_path(), text)).await;
 }
 
 /// Lays out `dir` as the kubelet does for a ConfigMap volume: the data in a timestamped
@@ -213,31 +223,15 @@ fn configmap_write(dir: &Path, generation: u32, text: &str) {
 
 #[tokio::test]
 async fn the_file_watch_follows_a_configmap_symlink_swap() {
-    let a = TestUpstream::http1().await;
-    let b = TestUpstream::http1().await;
-    let ports = Ports::new();
     let volume = tempfile::tempdir().unwrap();
-    configmap_write(
-        volume.path(),
-        1,
-        &config(&ports, &upstream("alpha", &a.url(), "")),
-    );
-    let path = volume.path().join("rampart.yaml");
-    let proc = Cmd::new(rampart_bin(), &["run", "-c", path.to_str().unwrap()])
-        .env("RAMPART_LOG_FORMAT", "json")
-        .spawn();
-    started(&proc, &ports).await;
-    assert_eq!(get(&ports, "beta", "/").await.status(), 404);
-
-    let two = format!(
-        "{}{}",
-        upstream("alpha", &a.url(), ""),
-        upstream("beta", &b.url(), "")
-    );
-    configmap_write(volume.path(), 2, &config(&ports, &two));
-    proc.wait_for_line(r#""config reloaded","trigger":"file""#, START)
-        .await;
-    assert_eq!(get(&ports, "beta", "/").await.status(), 200);
+    let start = |text: &str| {
+        configmap_write(volume.path(), 1, text);
+        let path = volume.path().join("rampart.yaml");
+        Cmd::new(rampart_bin(), &["run", "-c", path.to_str().unwrap()])
+            .env("RAMPART_LOG_FORMAT", "json")
+            .spawn()
+    };
+    the_file_watch_adds_beta(start, |_, text| configmap_write(volume.path(), 2, text)).await;
 }
 
 #[tokio::test]

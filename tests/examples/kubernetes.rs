@@ -52,6 +52,15 @@ fn millicores(quantity: &Value) -> u64 {
     }
 }
 
+/// Every `matchLabels` entry of `selector` is a label of the pod template.
+fn assert_selects(selector: &Value, pod: &Value) {
+    let labels = selector["matchLabels"].as_object().unwrap();
+    assert!(!labels.is_empty());
+    for (key, value) in labels {
+        assert_eq!(&pod["metadata"]["labels"][key], value, "selector {key}");
+    }
+}
+
 /// The probe's port is the admin port, by number or by the container port's name.
 fn probes_admin(container: &Value, probe: &str, path: &str, admin_port: u16) {
     let get = &container[probe]["httpGet"];
@@ -110,15 +119,7 @@ fn the_sidecar_deployment_is_wired_to_its_config() {
     let deployment = by_kind(&docs, "Deployment");
     let pod = &deployment["spec"]["template"];
     let spec = &pod["spec"];
-    for (key, value) in deployment["spec"]["selector"]["matchLabels"]
-        .as_object()
-        .unwrap()
-    {
-        assert_eq!(
-            &pod["metadata"]["labels"][key], value,
-            "selector matches the pods"
-        );
-    }
+    assert_selects(&deployment["spec"]["selector"], pod);
 
     // rampart: a native sidecar (init container that keeps running) or a plain container.
     let rampart = match named(&spec["initContainers"], "rampart") {
@@ -227,15 +228,7 @@ fn the_podmonitor_scrapes_the_sidecars_as_job_rampart() {
     assert_eq!(monitor["kind"], "PodMonitor");
     let docs = yaml_documents(&example("kubernetes/rampart-sidecar.yaml"));
     let pod = &by_kind(&docs, "Deployment")["spec"]["template"];
-    for (key, value) in monitor["spec"]["selector"]["matchLabels"]
-        .as_object()
-        .unwrap()
-    {
-        assert_eq!(
-            &pod["metadata"]["labels"][key], value,
-            "selects the sidecar pods"
-        );
-    }
+    assert_selects(&monitor["spec"]["selector"], pod);
     let endpoint = &monitor["spec"]["podMetricsEndpoints"][0];
     let rampart = named(&pod["spec"]["initContainers"], "rampart").unwrap();
     let port = rampart["ports"]
