@@ -12,6 +12,7 @@
 mod binary;
 
 mod compose;
+mod docs;
 mod grafana;
 mod kubernetes;
 mod prometheus;
@@ -133,6 +134,21 @@ pub fn promtool(dir: &Path, args: &[&str]) -> bool {
         String::from_utf8_lossy(&out.stderr)
     );
     true
+}
+
+/// Checks that every `(what, expr)` is valid PromQL: `promtool check rules` on them written
+/// out as recording rules.
+pub fn check_promql(queries: &[(String, String)]) {
+    let mut rules = String::from("groups:\n  - name: queries\n    rules:\n");
+    for (i, (_, expr)) in queries.iter().enumerate() {
+        rules.push_str(&format!(
+            "      - record: query:{i}\n        expr: {}\n",
+            serde_json::to_string(expr).unwrap()
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("queries.yml"), rules).unwrap();
+    promtool(dir.path(), &["check", "rules", "queries.yml"]);
 }
 
 #[test]
