@@ -152,6 +152,16 @@ impl Metrics {
                 vec![Label::new("version", env!("CARGO_PKG_VERSION"))],
             )
             .set(1.0);
+        // Both results exist at 0 from start-up, so `increase()` in an alert sees the first
+        // failed reload (a series that appears at 1 has no earlier sample to compare with).
+        for result in ["success", "failure"] {
+            metrics
+                .counter(
+                    "rampart_config_reloads_total",
+                    vec![Label::new("result", result)],
+                )
+                .increment(0);
+        }
         metrics
     }
 
@@ -377,6 +387,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("rampart_build_info{version=\""), "{text}");
+        assert!(
+            text.contains("rampart_config_reloads_total{result=\"failure\"} 0"),
+            "{text}"
+        );
         up.request_done(200, 0.002);
         up.request_done(418, 0.002);
         up.attempt(Outcome::Timeout);

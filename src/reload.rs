@@ -203,9 +203,10 @@ pub fn watch_file(reloader: Arc<Reloader>, stop: CancellationToken) {
         .map(PathBuf::from)
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."));
+    let name = path.file_name().map(std::ffi::OsStr::to_owned);
     let (tx, rx) = tokio::sync::mpsc::channel::<()>(16);
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
+        if event.is_ok_and(|e| may_change(&e, name.as_deref())) {
             let _ = tx.try_send(());
         }
     })
@@ -222,6 +223,24 @@ pub fn watch_file(reloader: Arc<Reloader>, stop: CancellationToken) {
         }
     };
     tokio::spawn(watch_loop(reloader, path, rx, watcher, stop));
+}
+
+/// Whether a directory event may have changed the config file named `name`: a write, create,
+/// rename or removal of that name, or of a `..`-prefixed entry (Kubernetes swaps the
+/// `..data` symlink of a ConfigMap volume). Opens and reads are ignored: the watcher's own
+/// re-read would otherwise wake it again, forever; so are other files in the directory.
+fn may_change(event: &notify::Event, name: Option<&std::ffi::OsStr>) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    if let EventKind::Access(kind) = event.kind
+        && kind != AccessKind::Close(AccessMode::Write)
+    {
+        return false;
+    }
+    event.paths.is_empty()
+        || event.paths.iter().any(|p| {
+            p.file_name()
+                .is_some_and(|f| Some(f) == name || f.as_encoded_bytes().starts_with(b".."))
+        })
 }
 
 async fn watch_loop(
@@ -249,6 +268,81 @@ async fn watch_loop(
         }
         if reloader.changed(tokio::fs::read(&path).await.ok()) {
             let _ = reloader.reload("file").await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_change;
+    use notify::Event;
+    use notify::event::{
+        AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RemoveKind, RenameMode,
+    };
+
+    fn event(kind: EventKind, path: &str) -> Event {
+        Event::new(kind).add_path(path.into())
+    }
+
+    #[test]
+    fn writes_renames_and_configmap_swaps_of_the_config_count() {
+        let name = Some(std::ffi::OsStr::new("rampart.yaml"));
+        let relevant = [
+            event(
+                EventKind::Modify(ModifyKind::Any),
+                "/etc/rampart/rampart.yaml",
+            ),
+            event(
+                EventKind::Access(AccessKind::Close(AccessMode::Write)),
+                "/etc/rampart/rampart.yaml",
+            ),
+            event(
+                EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+                "/etc/rampart/rampart.yaml",
+            ),
+            event(
+                EventKind::Create(CreateKind::Any),
+                "/etc/rampart/..data_tmp",
+            ),
+            event(
+                EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+                "/etc/rampart/..data",
+            ),
+            event(
+                EventKind::Remove(RemoveKind::Any),
+                "/etc/rampart/rampart.yaml",
+            ),
+            Event::new(EventKind::Any),
+        ];
+        for e in &relevant {
+            assert!(may_change(e, name), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn reads_and_other_files_do_not_wake_the_watcher() {
+        let name = Some(std::ffi::OsStr::new("rampart.yaml"));
+        let ignored = [
+            event(
+                EventKind::Access(AccessKind::Open(AccessMode::Any)),
+                "/etc/rampart/rampart.yaml",
+            ),
+            event(
+                EventKind::Access(AccessKind::Close(AccessMode::Read)),
+                "/etc/rampart/rampart.yaml",
+            ),
+            event(
+                EventKind::Access(AccessKind::Read),
+                "/etc/rampart/rampart.yaml",
+            ),
+            event(EventKind::Modify(ModifyKind::Any), "/etc/rampart/app.log"),
+            event(
+                EventKind::Create(CreateKind::Any),
+                "/etc/rampart/.rampart.yaml.swp",
+            ),
+        ];
+        for e in &ignored {
+            assert!(!may_change(e, name), "{e:?}");
         }
     }
 }

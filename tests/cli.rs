@@ -10,6 +10,9 @@
 #[allow(unused_imports)]
 mod support;
 
+#[path = "cli/reload.rs"]
+mod reload;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

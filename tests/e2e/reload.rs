@@ -89,6 +89,13 @@ async fn an_invalid_file_is_refused_and_the_old_config_keeps_serving() {
     let a = TestUpstream::http1().await;
     let good = format!("upstreams:\n{}", upstream("alpha", &a.url(), ""));
     let proxy = TestProxy::start_file(&good).await;
+    assert_eq!(
+        proxy
+            .metrics()
+            .value("rampart_config_reloads_total", &[("result", "failure")]),
+        Some(0.0),
+        "the failure series exists before the first failure, so alerts see it rise"
+    );
     proxy.write_config(
         "upstreams:\n  alpha:\n    endpoints: []\n    retry: { backoff: { base: fast } }\n",
     );

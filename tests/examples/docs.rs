@@ -1,0 +1,52 @@
+//! The PromQL in the docs: every `promql` code block line reads only metrics rampart exports
+//! and parses, so the examples an operator copies during an incident work.
+
+use std::path::Path;
+
+use super::promql::{rampart_exports, unknown_metrics};
+use super::{check_promql, read};
+
+/// (file:line, expression) for every non-comment line of the file's ```promql blocks.
+fn promql_blocks(doc: &str) -> Vec<(String, String)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(doc);
+    let mut out = Vec::new();
+    let mut inside = false;
+    for (n, line) in read(&path).lines().enumerate() {
+        match line.trim() {
+            "```promql" => inside = true,
+            "```" => inside = false,
+            l if inside && !l.is_empty() && !l.starts_with('#') => {
+                out.push((format!("{doc}:{}", n + 1), l.to_owned()));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn the_promql_in_the_docs_reads_exported_metrics_and_parses() {
+    let mut all = Vec::new();
+    for doc in ["docs/metrics.md", "docs/operations.md"] {
+        all.extend(promql_blocks(doc));
+    }
+    assert!(
+        all.len() >= 20,
+        "docs/metrics.md has PromQL for every family"
+    );
+    for (at, expr) in &all {
+        let unknown = unknown_metrics(expr, &|m| m == "up" || rampart_exports(m));
+        assert!(
+            unknown.is_empty(),
+            "{at}: {unknown:?} are not rampart metrics"
+        );
+    }
+    let families = rampart::metrics::METRICS.iter().map(|(name, _, _)| *name);
+    for metric in families {
+        assert!(
+            all.iter().any(|(_, expr)| expr.contains(metric)),
+            "docs/metrics.md has no query using {metric}"
+        );
+    }
+    check_promql(&all);
+}
