@@ -12,6 +12,7 @@
 //! 8.   balance         inside retry, so a retry can pick another endpoint;
 //! 9.   client          pooled connection (TLS when `https`), connect timeout.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +36,8 @@ pub struct Forward {
     pub attempts_cap: Option<u32>,
     /// `x-rampart-timeout-ms`, capped at the configured request timeout.
     pub timeout_cap: Option<Duration>,
+    /// The app's address, for `rate_limit.key: client-ip`.
+    pub client: Option<IpAddr>,
 }
 
 /// What the stack produced for one request.
@@ -56,7 +59,11 @@ impl Upstream {
             .map_or(timeouts.request, |t| t.min(timeouts.request));
         let deadline = Instant::now() + request_timeout;
 
-        let in_flight = match self.admit() {
+        let admitted = tokio::time::timeout_at(
+            deadline,
+            self.admit_limited(req.method(), req.uri().path(), req.headers(), fwd.client),
+        );
+        let in_flight = match admitted.await.unwrap_or(Err(ProxyError::UpstreamTimeout)) {
             Ok(guard) => guard,
             Err(e) => {
                 return Exchange {
