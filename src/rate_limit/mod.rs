@@ -111,7 +111,10 @@ impl RateLimiter {
                 Step::Admit => break,
                 Step::AdmitAfter(wait) => (wait, true),
                 Step::Retry(wait) => (wait, false),
-                Step::Deny(retry_after) => return self.deny(retry_after, started, held),
+                Step::Deny(retry_after) => {
+                    let waited = held.is_some().then(|| started.elapsed());
+                    return self.deny(retry_after, waited, held);
+                }
             };
             if let Some(hold) = hold.take() {
                 held = Some(hold()?);
@@ -121,10 +124,14 @@ impl RateLimiter {
                 break;
             }
         }
-        let waited = started.elapsed();
-        if !waited.is_zero() {
+        // Only a request that slept holds a slot (or `hold` was spent); the others went on
+        // at once, whatever the clock read in between.
+        if hold.is_none() {
             self.metrics.rate_limit.delayed.increment(1);
-            self.metrics.rate_limit.wait.record(waited.as_secs_f64());
+            self.metrics
+                .rate_limit
+                .wait
+                .record(started.elapsed().as_secs_f64());
         }
         Ok(held)
     }
@@ -162,11 +169,10 @@ impl RateLimiter {
     fn deny<G>(
         &self,
         retry_after: Duration,
-        started: Instant,
+        waited: Option<Duration>,
         held: Option<G>,
     ) -> Result<Option<G>, ProxyError> {
-        let waited = started.elapsed();
-        if !waited.is_zero() {
+        if let Some(waited) = waited {
             self.metrics.rate_limit.wait.record(waited.as_secs_f64());
         }
         if self.policy.dry_run {
