@@ -3,7 +3,11 @@
 //!
 //! 1. request deadline  → 504 `upstream_timeout`: bounds all tries and backoff together;
 //! 2. rate limit        → 429 `rate_limited`: once per request, so a retry never becomes a 429;
-//! 3. bulkhead          → 503 `overloaded`: protects the upstream from the app, not per try;
+//!    the route's own bucket when the request matches a route that has one;
+//! 3. bulkhead          → 503 `overloaded`: protects the upstream from the app, not per try.
+//!    A request that must wait for a token (`mode: wait`) takes its bulkhead slot *before*
+//!    waiting, so parked requests count against `concurrency.max_requests` and are bounded;
+//!    a request refused at once never holds a slot (`upstream/admission.rs`);
 //! 4. fallback          open breaker → the fallback upstream's own stack;
 //! 5. retry             attempts, budget, backoff, Retry-After, body replay;
 //! 6.   breaker         per try, inside retry: every try is admitted and recorded,
