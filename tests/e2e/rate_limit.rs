@@ -240,3 +240,27 @@ async fn a_waiting_request_counts_against_the_bulkhead() {
     assert_eq!(client::header(&resp, "x-rampart-error"), Some("overloaded"));
     assert_eq!(first.await.unwrap().unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn buckets_survive_a_reload_that_leaves_the_policy_alone_and_reset_when_it_changes() {
+    let up = TestUpstream::http1().await;
+    let other = "  other:\n    endpoints: [\"URL\"]\n    hosts: [other]\n";
+    let yaml =
+        |limit: &str, extra: &str| config(&up.url(), limit, &extra.replace("URL", &up.url()));
+    let proxy = TestProxy::start_file(&yaml("{ rate: 1/m, burst: 1 }", "")).await;
+    assert_eq!(get(&proxy).await.status(), 200);
+    assert_eq!(get(&proxy).await.status(), 429);
+
+    // Another upstream is added; svc's policy is unchanged, so its empty bucket stays.
+    proxy.write_config(&yaml("{ rate: 1/m, burst: 1 }", other));
+    proxy.app().reload().await.unwrap();
+    assert_eq!(get(&proxy).await.status(), 429);
+
+    proxy.write_config(&yaml("{ rate: 1/m, burst: 2 }", other));
+    proxy.app().reload().await.unwrap();
+    assert_eq!(
+        get(&proxy).await.status(),
+        200,
+        "a changed policy starts with a full bucket"
+    );
+}
