@@ -42,11 +42,13 @@ pub enum ProxyError {
 pub struct RateLimitInfo {
     /// Time until a token is available: `Retry-After` and `retry_after_ms`.
     pub retry_after: Duration,
-    /// Bucket capacity (`q` of `RateLimit-Policy`).
+    /// Tokens the bucket earns per window: `q` of `RateLimit-Policy` (the configured rate).
     pub quota: u32,
-    /// Policy window in seconds (`w`).
+    /// The rate's period in seconds: `w` of `RateLimit-Policy`.
     pub window_secs: u64,
-    /// Tokens left now (`r` of `RateLimit`).
+    /// Bucket capacity: the vendor parameter `rampart-burst` of `RateLimit-Policy`.
+    pub burst: u32,
+    /// Tokens left now: `r` of `RateLimit` (0 on a 429).
     pub remaining: u32,
 }
 

@@ -10,6 +10,7 @@ use metrics_exporter_prometheus::{
 };
 
 use crate::outcome::Outcome;
+use crate::rate_limit::metrics::{RateLimitMetrics, WAIT_BUCKETS};
 use crate::retry::{SkipReason, retry_reason};
 
 static META: Metadata<'static> = Metadata::new("rampart", Level::INFO, None);
@@ -88,6 +89,16 @@ pub const METRICS: &[(&str, &str, &str)] = &[
         "Requests limited, by action.",
     ),
     (
+        "rampart_rate_limit_wait_seconds",
+        "histogram",
+        "Time requests waited for a rate-limit token (wait mode).",
+    ),
+    (
+        "rampart_rate_limit_global_fallback",
+        "gauge",
+        "1 while the global (Redis) rate limit decides without Redis (on_error), else 0.",
+    ),
+    (
         "rampart_requests_in_flight",
         "gauge",
         "Requests in flight to the upstream.",
@@ -129,6 +140,11 @@ impl Metrics {
             .set_buckets_for_metric(
                 Matcher::Full("rampart_request_duration_seconds".into()),
                 DURATION_BUCKETS,
+            )
+            .expect("bucket list is non-empty")
+            .set_buckets_for_metric(
+                Matcher::Full("rampart_rate_limit_wait_seconds".into()),
+                WAIT_BUCKETS,
             )
             .expect("bucket list is non-empty")
             .build_recorder();
@@ -238,6 +254,8 @@ pub struct UpstreamMetrics {
     retries: [Counter; 3],
     skipped: [Counter; 6],
     hedges: [Counter; 2],
+    /// `rampart_rate_limited_total` and `rampart_rate_limit_wait_seconds`.
+    pub rate_limit: RateLimitMetrics,
 }
 
 impl std::fmt::Debug for UpstreamMetrics {
@@ -273,6 +291,7 @@ impl UpstreamMetrics {
         m.skipped = SkipReason::ALL
             .map(|r| labelled("rampart_retries_skipped_total", "reason", r.as_str()));
         m.hedges = ["won", "lost"].map(|r| labelled("rampart_hedges_total", "result", r));
+        m.rate_limit = RateLimitMetrics::register(registry, name);
         m
     }
 
@@ -293,6 +312,7 @@ impl UpstreamMetrics {
             retries: std::array::from_fn(|_| Counter::noop()),
             skipped: std::array::from_fn(|_| Counter::noop()),
             hedges: std::array::from_fn(|_| Counter::noop()),
+            rate_limit: RateLimitMetrics::noop(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! upstream's limits and breaker apply to tunnel set-up; the bytes then flow untouched.
 //! Retries do not apply: a tunnel is one TCP connection.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::{Request, Response, StatusCode};
@@ -21,6 +22,7 @@ pub async fn tunnel(
     shared: &Shared,
     upstream: &Arc<Upstream>,
     req: Request<Incoming>,
+    client: IpAddr,
 ) -> Result<Response<ResponseBody>, ProxyError> {
     let authority = req
         .uri()
@@ -36,7 +38,10 @@ pub async fn tunnel(
         .trim_end_matches(']')
         .to_owned();
 
-    let in_flight = upstream.admit()?;
+    // The upstream's rate limit and bulkhead apply to tunnel set-up (SPEC §3).
+    let in_flight = upstream
+        .admit_limited(req.method(), "/", req.headers(), Some(client))
+        .await?;
     let connect_timeout = upstream.policy().timeouts.connect;
     let server = match tokio::time::timeout(
         connect_timeout,

@@ -20,7 +20,8 @@ pub fn local_response(err: &ProxyError, upstream: Option<&str>) -> Response<Resp
         body.insert("upstream".into(), name.into());
     }
     if let Some(wait) = err.retry_after() {
-        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        // Rounded up, like Retry-After: a client that waits this long finds a token.
+        let ms = u64::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
         body.insert("retry_after_ms".into(), ms.into());
     }
     let text = serde_json::Value::Object(body).to_string();
@@ -34,7 +35,12 @@ pub fn local_response(err: &ProxyError, upstream: Option<&str>) -> Response<Resp
         headers.insert(RETRY_AFTER, HeaderValue::from(ceil_secs(wait)));
     }
     if let ProxyError::RateLimited(info) = err {
-        let policy = format!("\"default\";q={};w={}", info.quota, info.window_secs);
+        // draft-ietf-httpapi-ratelimit-headers-11, sections 3 and 4: Lists of one Item named
+        // by a String, with Integer parameters; the burst is a vendor-prefixed parameter.
+        let policy = format!(
+            "\"default\";q={};w={};rampart-burst={}",
+            info.quota, info.window_secs, info.burst
+        );
         let state = format!(
             "\"default\";r={};t={}",
             info.remaining,
@@ -77,8 +83,9 @@ mod tests {
     async fn every_code_has_its_status_and_header() {
         let info = RateLimitInfo {
             retry_after: Duration::from_millis(1500),
-            quota: 20,
+            quota: 100,
             window_secs: 1,
+            burst: 20,
             remaining: 0,
         };
         let cases = [
@@ -120,16 +127,32 @@ mod tests {
     async fn rate_limited_carries_retry_after_rounded_up_and_draft_fields() {
         let info = RateLimitInfo {
             retry_after: Duration::from_millis(1500),
-            quota: 20,
+            quota: 100,
             window_secs: 1,
+            burst: 20,
             remaining: 0,
         };
         let resp = local_response(&ProxyError::RateLimited(info), None);
         assert_eq!(resp.headers()[RETRY_AFTER], "2");
-        assert_eq!(resp.headers()["ratelimit-policy"], "\"default\";q=20;w=1");
+        assert_eq!(
+            resp.headers()["ratelimit-policy"],
+            "\"default\";q=100;w=1;rampart-burst=20"
+        );
         assert_eq!(resp.headers()["ratelimit"], "\"default\";r=0;t=2");
         let body = json(resp).await;
         assert_eq!(body["retry_after_ms"], 1500);
+
+        let info = RateLimitInfo {
+            retry_after: Duration::from_micros(4_200),
+            quota: 6000,
+            window_secs: 60,
+            burst: 1,
+            remaining: 0,
+        };
+        let resp = local_response(&ProxyError::RateLimited(info), None);
+        assert_eq!(resp.headers()[RETRY_AFTER], "1");
+        assert_eq!(resp.headers()["ratelimit"], "\"default\";r=0;t=1");
+        assert_eq!(json(resp).await["retry_after_ms"], 5);
         assert!(body.get("upstream").is_none());
     }
 }

@@ -162,13 +162,14 @@ async fn handle(
         Err(e) => return finish(shared, done(None, 0), Err(e)),
     };
     if req.method() == Method::CONNECT {
-        let result = connect::tunnel(shared, &upstream, req).await;
+        let result = connect::tunnel(shared, &upstream, req, conn.client.ip()).await;
         return finish(shared, done(Some(&upstream), 1), result);
     }
 
     let fwd = Forward {
         attempts_cap: overrides.attempts,
         timeout_cap: overrides.timeout,
+        client: Some(conn.client.ip()),
     };
     let (mut parts, body) = req.into_parts();
     headers::prepare_request(

@@ -2,6 +2,7 @@
 //! metric handles, built from its policy. Held in `Arc`s by the router; a reload builds a new
 //! `Upstream` only when the policy changed, so unchanged ones keep their state.
 
+pub mod admission;
 pub mod balance;
 pub mod client;
 pub mod endpoint;
@@ -39,6 +40,8 @@ pub struct Upstream {
     in_flight: AtomicU32,
     max_in_flight: u32,
     budget: Option<RetryBudget>,
+    /// Rate limits: the upstream's bucket and each route's own.
+    limiters: admission::Limiters,
     /// Active health checks; aborted when this upstream is dropped.
     _health: Option<health::HealthTask>,
 }
@@ -65,12 +68,14 @@ impl Upstream {
         let endpoints: Box<[Endpoint]> = policy.endpoints.iter().map(Endpoint::new).collect();
         let balancer = Balancer::new(policy.load_balancing, &endpoints);
         let budget = policy.retry.budget.as_ref().map(RetryBudget::new);
+        let limiters = admission::Limiters::new(&policy, &metrics);
         Arc::new_cyclic(|weak| Self {
             _health: policy
                 .health_check
                 .clone()
                 .map(|hc| health::spawn(weak.clone(), hc)),
             budget,
+            limiters,
             name: Arc::from(policy.name.as_str()),
             max_in_flight: policy.concurrency.map_or(u32::MAX, |c| c.max_requests),
             policy,
@@ -115,17 +120,25 @@ impl Upstream {
     /// The timeouts and retry policy for a request: the first matching route's, else the
     /// upstream's.
     pub fn policies_for(&self, method: &Method, path: &str) -> (&TimeoutPolicy, &RetryPolicy) {
-        for route in &self.policy.routes {
+        match self.route_index(method, path) {
+            Some(i) => (
+                &self.policy.routes[i].timeouts,
+                &self.policy.routes[i].retry,
+            ),
+            None => (&self.policy.timeouts, &self.policy.retry),
+        }
+    }
+
+    /// The index of the first route matching the request, if any.
+    pub fn route_index(&self, method: &Method, path: &str) -> Option<usize> {
+        self.policy.routes.iter().position(|route| {
             let method_ok = route.methods.is_empty() || route.methods.contains(method);
             let path_ok = route
                 .path_prefix
                 .as_deref()
                 .is_none_or(|p| prefix_matches(p, path));
-            if method_ok && path_ok {
-                return (&route.timeouts, &route.retry);
-            }
-        }
-        (&self.policy.timeouts, &self.policy.retry)
+            method_ok && path_ok
+        })
     }
 
     /// Bulkhead admission: counts the request in flight or refuses it with `overloaded`.
@@ -138,6 +151,18 @@ impl Upstream {
         }
         self.metrics.in_flight.increment(1.0);
         Ok(InFlight(self.clone()))
+    }
+}
+
+// === impl Upstream (rate limit view for the admin API) ===
+
+impl Upstream {
+    /// Tokens available now in the upstream's local bucket (its shared bucket when keyed);
+    /// `None` without a rate limit. Feeds `rate_limit.available` in /admin/upstreams.
+    pub fn rate_limit_available(&self) -> Option<u64> {
+        self.limiters
+            .upstream()
+            .map(|limiter| u64::from(limiter.available()))
     }
 }
 

@@ -3,7 +3,11 @@
 //!
 //! 1. request deadline  → 504 `upstream_timeout`: bounds all tries and backoff together;
 //! 2. rate limit        → 429 `rate_limited`: once per request, so a retry never becomes a 429;
-//! 3. bulkhead          → 503 `overloaded`: protects the upstream from the app, not per try;
+//!    the route's own bucket when the request matches a route that has one;
+//! 3. bulkhead          → 503 `overloaded`: protects the upstream from the app, not per try.
+//!    A request that must wait for a token (`mode: wait`) takes its bulkhead slot *before*
+//!    waiting, so parked requests count against `concurrency.max_requests` and are bounded;
+//!    a request refused at once never holds a slot (`upstream/admission.rs`);
 //! 4. fallback          open breaker → the fallback upstream's own stack;
 //! 5. retry             attempts, budget, backoff, Retry-After, body replay;
 //! 6.   breaker         per try, inside retry: every try is admitted and recorded,
@@ -12,6 +16,7 @@
 //! 8.   balance         inside retry, so a retry can pick another endpoint;
 //! 9.   client          pooled connection (TLS when `https`), connect timeout.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +40,8 @@ pub struct Forward {
     pub attempts_cap: Option<u32>,
     /// `x-rampart-timeout-ms`, capped at the configured request timeout.
     pub timeout_cap: Option<Duration>,
+    /// The app's address, for `rate_limit.key: client-ip`.
+    pub client: Option<IpAddr>,
 }
 
 /// What the stack produced for one request.
@@ -56,7 +63,11 @@ impl Upstream {
             .map_or(timeouts.request, |t| t.min(timeouts.request));
         let deadline = Instant::now() + request_timeout;
 
-        let in_flight = match self.admit() {
+        let admitted = tokio::time::timeout_at(
+            deadline,
+            self.admit_limited(req.method(), req.uri().path(), req.headers(), fwd.client),
+        );
+        let in_flight = match admitted.await.unwrap_or(Err(ProxyError::UpstreamTimeout)) {
             Ok(guard) => guard,
             Err(e) => {
                 return Exchange {

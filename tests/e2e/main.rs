@@ -9,6 +9,8 @@ mod headers;
 mod health;
 mod limits;
 mod protocols;
+mod rate_limit;
+mod rate_limit_global;
 mod reload;
 mod retry;
 mod routing;
