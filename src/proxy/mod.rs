@@ -169,6 +169,7 @@ async fn handle(
     let fwd = Forward {
         attempts_cap: overrides.attempts,
         timeout_cap: overrides.timeout,
+        fallback_hops: 0,
     };
     let (mut parts, body) = req.into_parts();
     headers::prepare_request(
@@ -180,7 +181,7 @@ async fn handle(
     );
     let version = parts.version;
     let req = Request::from_parts(parts, RequestBody::Streaming(body));
-    let Exchange { result, attempts } = upstream.call(req, fwd).await;
+    let Exchange { result, attempts } = upstream.call(req, fwd, &shared.router).await;
     let result = result.map(|mut response| {
         headers::prepare_response(response.headers_mut(), version);
         response

@@ -2,9 +2,11 @@
 //! metric handles, built from its policy. Held in `Arc`s by the router; a reload builds a new
 //! `Upstream` only when the policy changed, so unchanged ones keep their state.
 
+pub mod admission;
 pub mod balance;
 pub mod client;
 pub mod endpoint;
+pub mod fallback;
 pub mod health;
 pub mod policy;
 pub mod stack;
@@ -15,6 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use http::Method;
 
+use crate::breaker::Breakers;
 use crate::error::ProxyError;
 use crate::metrics::{Metrics, UpstreamMetrics};
 use crate::retry::budget::RetryBudget;
@@ -39,6 +42,8 @@ pub struct Upstream {
     in_flight: AtomicU32,
     max_in_flight: u32,
     budget: Option<RetryBudget>,
+    /// Circuit breakers; `None` when `circuit_breaker: off`.
+    breakers: Option<Breakers>,
     /// Active health checks; aborted when this upstream is dropped.
     _health: Option<health::HealthTask>,
 }
@@ -65,12 +70,19 @@ impl Upstream {
         let endpoints: Box<[Endpoint]> = policy.endpoints.iter().map(Endpoint::new).collect();
         let balancer = Balancer::new(policy.load_balancing, &endpoints);
         let budget = policy.retry.budget.as_ref().map(RetryBudget::new);
+        let urls: Vec<&str> = endpoints.iter().map(|e| e.url.as_str()).collect();
+        let breakers = policy
+            .circuit_breaker
+            .as_ref()
+            .map(|b| Breakers::new(&policy.name, b, &urls, &metrics));
+        drop(urls);
         Arc::new_cyclic(|weak| Self {
             _health: policy
                 .health_check
                 .clone()
                 .map(|hc| health::spawn(weak.clone(), hc)),
             budget,
+            breakers,
             name: Arc::from(policy.name.as_str()),
             max_in_flight: policy.concurrency.map_or(u32::MAX, |c| c.max_requests),
             policy,
@@ -105,6 +117,17 @@ impl Upstream {
     /// Metric handles.
     pub fn metrics(&self) -> &Arc<UpstreamMetrics> {
         &self.metrics
+    }
+
+    /// The circuit breakers, unless the policy turns them off.
+    pub fn breakers(&self) -> Option<&Breakers> {
+        self.breakers.as_ref()
+    }
+
+    /// Tokens left in the upstream's rate-limit bucket, for the admin API; `None` when
+    /// there is no limiter to ask.
+    pub fn rate_limit_available(&self) -> Option<u64> {
+        None
     }
 
     /// Requests in flight (admitted by the bulkhead, response body not yet finished).
