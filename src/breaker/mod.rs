@@ -193,6 +193,13 @@ impl Breakers {
         view
     }
 
+    /// Sets the upstream-level gauges directly, for a label several upstreams share
+    /// (passthrough authorities).
+    pub fn set_gauges(&self, state: BreakerState, failure_ratio: f64) {
+        self.metrics.state.set(state.gauge());
+        self.metrics.failure_ratio.set(failure_ratio);
+    }
+
     /// The state as the admin API shows it.
     pub fn view(&self, now: Instant) -> BreakerView {
         let snapshots: Vec<Snapshot> = self.machines.iter().map(|m| m.snapshot(now)).collect();

@@ -37,6 +37,17 @@ pub async fn tunnel(
         .to_owned();
 
     let in_flight = upstream.admit()?;
+    let permit = upstream
+        .admit_tunnel(tokio::time::Instant::now())
+        .map_err(|r| ProxyError::CircuitOpen {
+            retry_after: r.retry_after,
+        })?;
+    let record = |outcome: Outcome| {
+        upstream.metrics().attempt(outcome);
+        if let Some(permit) = permit {
+            permit.record(outcome);
+        }
+    };
     let connect_timeout = upstream.policy().timeouts.connect;
     let server = match tokio::time::timeout(
         connect_timeout,
@@ -46,17 +57,17 @@ pub async fn tunnel(
     {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
-            upstream.metrics().attempt(Outcome::ConnectFailure);
+            record(Outcome::ConnectFailure);
             tracing::debug!(upstream = upstream.name(), %authority, error = %e, "tunnel connect failed");
             return Err(ProxyError::UpstreamUnavailable);
         }
         Err(_) => {
-            upstream.metrics().attempt(Outcome::Timeout);
+            record(Outcome::Timeout);
             return Err(ProxyError::UpstreamTimeout);
         }
     };
     let _ = server.set_nodelay(true);
-    upstream.metrics().attempt(Outcome::Success(StatusCode::OK));
+    record(Outcome::Success(StatusCode::OK));
     drop(in_flight);
 
     let on_upgrade = hyper::upgrade::on(req);

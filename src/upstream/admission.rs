@@ -50,6 +50,15 @@ impl Upstream {
         })
     }
 
+    /// Admits a CONNECT tunnel's set-up on the upstream breaker. Tunnels go to the requested
+    /// authority, not to an endpoint, so endpoint-scoped breakers do not see them.
+    pub fn admit_tunnel(&self, now: Instant) -> Result<Option<TryPermit<'_>>, Rejected> {
+        match &self.breakers {
+            Some(b) if !b.per_endpoint() => b.admit(0, now).map(Some).inspect_err(|_| b.refused()),
+            _ => Ok(None),
+        }
+    }
+
     /// True when the breaker would refuse any try now: the upstream counts as open (no
     /// permit taken).
     pub fn breaker_refuses(&self, now: Instant) -> bool {
