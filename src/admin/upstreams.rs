@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::breaker::state::BreakerState;
+use crate::breaker::transition::BreakerState;
 use crate::breaker::{Action, BreakerView, Breakers};
 use crate::routing::Router;
 use crate::upstream::Upstream;

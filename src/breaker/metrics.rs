@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use metrics::{Counter, Gauge, Label};
 
-use crate::breaker::state::{BreakerState, OpenReason, Transition};
+use crate::breaker::transition::{BreakerState, OpenReason, Transition};
 use crate::metrics::{Metrics, UpstreamMetrics};
 
 /// Label values of `from`/`to`, in index order.

@@ -3,9 +3,13 @@
 //! here; transitions become metrics and one info log event each. Endpoint choice stays with
 //! the balancer (`upstream::admission`); the state machine itself is in `state`.
 
+pub mod ejection;
 pub mod metrics;
+pub mod permit;
 pub mod policy;
+mod probes;
 pub mod state;
+pub mod transition;
 pub mod window;
 
 #[cfg(test)]
@@ -20,9 +24,12 @@ use tokio::time::Instant;
 
 use crate::metrics::UpstreamMetrics;
 use crate::outcome::Outcome;
+use ejection::Ejections;
 use metrics::BreakerMetrics;
+use permit::{Permit, Rejected, Snapshot};
 use policy::{BreakerPolicy, BreakerScope};
-use state::{BreakerState, Ejections, Permit, Rejected, Snapshot, StateMachine, Transition};
+use state::StateMachine;
+use transition::{BreakerState, Transition};
 use window::WindowCounts;
 
 /// What the admin asks a breaker to do (`POST /admin/upstreams/{name}/breaker`).
@@ -293,13 +300,12 @@ pub struct TryPermit<'a> {
 }
 
 impl TryPermit<'_> {
-    /// Records how the try ended.
-    pub fn record(mut self, outcome: Outcome) {
-        if let Some(permit) = self.permit.take() {
-            let now = Instant::now();
-            if let Some(t) = self.breakers.machines[self.slot].record(permit, outcome, now) {
-                self.breakers.transitioned(self.slot, t);
-            }
+    /// Records how the try ended, at `now` (when its response headers arrived, or it failed).
+    pub fn record(mut self, outcome: Outcome, now: Instant) {
+        if let Some(permit) = self.permit.take()
+            && let Some(t) = self.breakers.machines[self.slot].record(permit, outcome, now)
+        {
+            self.breakers.transitioned(self.slot, t);
         }
     }
 }

@@ -14,8 +14,13 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
+use crate::breaker::ejection::Ejections;
+use crate::breaker::permit::{Admission, Permit, PermitKind, Rejected, Snapshot};
 use crate::breaker::policy::BreakerPolicy;
-use crate::breaker::window::{Window, WindowCounts};
+use crate::breaker::probes::ProbeSlots;
+use crate::breaker::transition::STATE_BITS;
+pub use crate::breaker::transition::{BreakerState, OpenReason, Transition};
+use crate::breaker::window::Window;
 use crate::outcome::Outcome;
 
 /// Largest fraction cut from a re-open's duration, so sidecars that opened together do not
@@ -24,215 +29,6 @@ pub const REOPEN_JITTER: f64 = 0.1;
 
 /// What a caller is told to wait while half-open probes are all taken.
 const PROBES_BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
-
-/// A breaker's state, as the admin API names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BreakerState {
-    /// Calls flow; outcomes are counted.
-    Closed,
-    /// A few probe calls test the upstream.
-    HalfOpen,
-    /// Calls are refused until `open_for` has passed.
-    Open,
-    /// Open by the admin until reset.
-    ForcedOpen,
-    /// Switched off by the admin until reset: everything passes, nothing opens it.
-    Disabled,
-}
-
-impl BreakerState {
-    const ALL: [BreakerState; 5] = [
-        BreakerState::Closed,
-        BreakerState::HalfOpen,
-        BreakerState::Open,
-        BreakerState::ForcedOpen,
-        BreakerState::Disabled,
-    ];
-
-    /// The JSON name (SPEC §6).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BreakerState::Closed => "closed",
-            BreakerState::HalfOpen => "half_open",
-            BreakerState::Open => "open",
-            BreakerState::ForcedOpen => "forced_open",
-            BreakerState::Disabled => "disabled",
-        }
-    }
-
-    /// The state gauge value: 0 closed, 1 half-open, 2 open (forced open too; disabled is 0).
-    pub fn gauge(self) -> f64 {
-        match self {
-            BreakerState::Closed | BreakerState::Disabled => 0.0,
-            BreakerState::HalfOpen => 1.0,
-            BreakerState::Open | BreakerState::ForcedOpen => 2.0,
-        }
-    }
-
-    /// The `from`/`to` label of `rampart_circuit_breaker_transitions_total`.
-    pub fn metric_label(self) -> &'static str {
-        match self {
-            BreakerState::Closed | BreakerState::Disabled => "closed",
-            BreakerState::HalfOpen => "half_open",
-            BreakerState::Open | BreakerState::ForcedOpen => "open",
-        }
-    }
-
-    fn code(self) -> u64 {
-        self as u64
-    }
-
-    fn from_code(code: u64) -> Self {
-        Self::ALL[(code & STATE_MASK) as usize]
-    }
-}
-
-/// Why a breaker opened (`rampart_circuit_breaker_opened_total{reason}`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OpenReason {
-    /// `consecutive_failures` failures in a row.
-    ConsecutiveFailures,
-    /// The failure rate over the window reached `failure_rate`.
-    FailureRate,
-    /// The slow-call rate over the window reached `slow_call.rate`.
-    SlowCallRate,
-    /// A half-open probe failed.
-    ProbeFailed,
-    /// The admin forced it open.
-    Forced,
-}
-
-impl OpenReason {
-    /// Every reason, in label order.
-    pub const ALL: [OpenReason; 5] = [
-        OpenReason::ConsecutiveFailures,
-        OpenReason::FailureRate,
-        OpenReason::SlowCallRate,
-        OpenReason::ProbeFailed,
-        OpenReason::Forced,
-    ];
-
-    /// The metric label and log field.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OpenReason::ConsecutiveFailures => "consecutive_failures",
-            OpenReason::FailureRate => "failure_rate",
-            OpenReason::SlowCallRate => "slow_call_rate",
-            OpenReason::ProbeFailed => "probe_failed",
-            OpenReason::Forced => "forced",
-        }
-    }
-}
-
-/// A state change, for the caller to count and log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Transition {
-    /// State before.
-    pub from: BreakerState,
-    /// State after.
-    pub to: BreakerState,
-    /// Set when the breaker opened (`to` is open or forced open).
-    pub reason: Option<OpenReason>,
-}
-
-/// Leave to make one call; hand it back through `record` or `release`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[must_use = "a permit must be recorded or released"]
-pub struct Permit {
-    generation: u64,
-    kind: PermitKind,
-    admitted_at: u64,
-    /// Dry run only: the breaker would have refused this call.
-    pub would_reject: bool,
-}
-
-impl Permit {
-    /// True for a half-open probe.
-    pub fn is_probe(&self) -> bool {
-        self.kind == PermitKind::Probe
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum PermitKind {
-    /// A call in the closed (or disabled) state: counted in the window.
-    Counted,
-    /// A half-open probe: decides whether the breaker closes.
-    Probe,
-    /// Let through without counting (dry run while open).
-    Untracked,
-}
-
-/// The breaker refused a call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rejected {
-    /// Time until the breaker lets a probe through (a hint while probes are busy or the
-    /// breaker is forced open).
-    pub retry_after: Duration,
-}
-
-/// What `admit` decided, and the lazy open → half-open transition it may have made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Admission {
-    /// The permit, or the refusal.
-    pub decision: Result<Permit, Rejected>,
-    /// Set when this admission moved the breaker to half-open.
-    pub transition: Option<Transition>,
-}
-
-/// A breaker as the admin API and gauges show it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Snapshot {
-    /// Current state.
-    pub state: BreakerState,
-    /// Counts over the current window.
-    pub counts: WindowCounts,
-    /// Time until half-open, while open.
-    pub retry_after: Option<Duration>,
-}
-
-/// A shared cap on how many endpoint breakers of one upstream may be open at once
-/// (`max_ejection`); a breaker that would open beyond it stays closed.
-#[derive(Debug)]
-pub struct Ejections {
-    max: u32,
-    current: AtomicU32,
-}
-
-impl Ejections {
-    /// At most `max` breakers open at once.
-    pub fn new(max: u32) -> Self {
-        Self {
-            max,
-            current: AtomicU32::new(0),
-        }
-    }
-
-    /// Breakers currently holding an ejection.
-    pub fn current(&self) -> u32 {
-        self.current.load(Ordering::Relaxed)
-    }
-
-    fn try_acquire(&self) -> bool {
-        self.current
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
-                (n < self.max).then_some(n + 1)
-            })
-            .is_ok()
-    }
-
-    fn release(&self) {
-        let _ = self
-            .current
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1));
-    }
-}
-
-/// State word layout: generation (bumped by every transition) above 3 state bits.
-const STATE_BITS: u32 = 3;
-const STATE_MASK: u64 = (1 << STATE_BITS) - 1;
-/// Probe word layout: the half-open generation's low 24 bits, successes (20), in flight (20).
-const FIELD: u64 = (1 << 20) - 1;
 
 /// One circuit breaker.
 #[derive(Debug)]
@@ -244,9 +40,8 @@ pub struct StateMachine {
     /// While open: nanoseconds since `origin` when half-open begins.
     open_until: AtomicU64,
     consecutive: AtomicU32,
-    /// While half-open: generation, successful probes and probes in flight, in one word so
-    /// a probe of an earlier half-open period can never touch this one's counts.
-    probes: AtomicU64,
+    /// While half-open: probes in flight and successful probes.
+    probes: ProbeSlots,
     window: Window,
     ejections: Option<Arc<Ejections>>,
     inner: Mutex<Inner>,
@@ -277,7 +72,7 @@ impl StateMachine {
             word: AtomicU64::new(BreakerState::Closed.code()),
             open_until: AtomicU64::new(0),
             consecutive: AtomicU32::new(0),
-            probes: AtomicU64::new(0),
+            probes: ProbeSlots::default(),
             window: Window::new(policy.window),
             ejections,
             inner: Mutex::new(Inner {
@@ -339,11 +134,13 @@ impl StateMachine {
                         continue;
                     }
                 }
-                BreakerState::HalfOpen => match self.take_probe(generation) {
-                    Some(true) => Ok(permit(PermitKind::Probe)),
-                    Some(false) => refuse(PROBES_BUSY_RETRY_AFTER),
-                    None => continue,
-                },
+                BreakerState::HalfOpen => {
+                    match self.probes.take(generation, self.policy.half_open_calls) {
+                        Some(true) => Ok(permit(PermitKind::Probe)),
+                        Some(false) => refuse(PROBES_BUSY_RETRY_AFTER),
+                        None => continue,
+                    }
+                }
             };
             return Admission {
                 decision,
@@ -362,11 +159,9 @@ impl StateMachine {
             BreakerState::Closed | BreakerState::Disabled => true,
             BreakerState::ForcedOpen => false,
             BreakerState::Open => self.nanos(now) >= self.open_until.load(Ordering::Acquire),
-            BreakerState::HalfOpen => {
-                let probes = self.probes.load(Ordering::Acquire);
-                probes >> 40 == (word >> STATE_BITS) & 0xFF_FFFF
-                    && probes & FIELD < u64::from(self.policy.half_open_calls)
-            }
+            BreakerState::HalfOpen => self
+                .probes
+                .has_room(word >> STATE_BITS, self.policy.half_open_calls),
         }
     }
 
@@ -406,7 +201,7 @@ impl StateMachine {
             }
             (BreakerState::HalfOpen, PermitKind::Probe) => {
                 let ok = !failure && !slow;
-                let successes = self.return_probe(permit.generation, ok)?;
+                let successes = self.probes.give_back(permit.generation, ok)?;
                 if !ok {
                     self.open(word, OpenReason::ProbeFailed, t)
                 } else if successes >= self.policy.success_threshold {
@@ -423,7 +218,7 @@ impl StateMachine {
     /// probe slot.
     pub fn release(&self, permit: Permit) {
         if permit.kind == PermitKind::Probe {
-            let _ = self.try_return_probe(permit.generation, None);
+            let _ = self.probes.give_back(permit.generation, false);
         }
     }
 
@@ -534,9 +329,7 @@ impl StateMachine {
         if self.word.load(Ordering::Acquire) != expected {
             return None;
         }
-        let generation = (expected >> STATE_BITS) + 1;
-        self.probes
-            .store((generation & 0xFF_FFFF) << 40, Ordering::Release);
+        self.probes.start((expected >> STATE_BITS) + 1);
         self.publish(expected, BreakerState::HalfOpen);
         Some(Transition {
             from: BreakerState::Open,
@@ -605,58 +398,6 @@ impl StateMachine {
             return Some(OpenReason::SlowCallRate);
         }
         None
-    }
-
-    /// Takes a probe slot of half-open generation `generation`: `None` when the breaker
-    /// has moved on (look again), else whether a slot was free.
-    fn take_probe(&self, generation: u64) -> Option<bool> {
-        let tag = generation & 0xFF_FFFF;
-        let limit = u64::from(self.policy.half_open_calls).min(FIELD);
-        let mut current = self.probes.load(Ordering::Acquire);
-        loop {
-            if current >> 40 != tag {
-                return None;
-            }
-            if current & FIELD >= limit {
-                return Some(false);
-            }
-            match self.probes.compare_exchange_weak(
-                current,
-                current + 1,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return Some(true),
-                Err(seen) => current = seen,
-            }
-        }
-    }
-
-    /// Frees a probe slot, counting a success when `ok`; the successes so far, or `None`
-    /// when the probe belongs to an earlier half-open period.
-    fn return_probe(&self, generation: u64, ok: bool) -> Option<u32> {
-        self.try_return_probe(generation, Some(ok))
-    }
-
-    fn try_return_probe(&self, generation: u64, ok: Option<bool>) -> Option<u32> {
-        let tag = generation & 0xFF_FFFF;
-        let mut current = self.probes.load(Ordering::Acquire);
-        loop {
-            if current >> 40 != tag || current & FIELD == 0 {
-                return None;
-            }
-            let success = u64::from(ok == Some(true) && (current >> 20) & FIELD < FIELD);
-            let next = current - 1 + (success << 20);
-            match self.probes.compare_exchange_weak(
-                current,
-                next,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return Some(((next >> 20) & FIELD) as u32),
-                Err(seen) => current = seen,
-            }
-        }
     }
 }
 

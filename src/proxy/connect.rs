@@ -45,7 +45,7 @@ pub async fn tunnel(
     let record = |outcome: Outcome| {
         upstream.metrics().attempt(outcome);
         if let Some(permit) = permit {
-            permit.record(outcome);
+            permit.record(outcome, tokio::time::Instant::now());
         }
     };
     let connect_timeout = upstream.policy().timeouts.connect;

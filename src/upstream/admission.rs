@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::breaker::TryPermit;
-use crate::breaker::state::Rejected;
+use crate::breaker::permit::Rejected;
 use crate::upstream::Upstream;
 
 /// The endpoint a try goes to and its breaker permit (none when the breaker is off).

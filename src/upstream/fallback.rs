@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use http::Request;
 
-use crate::breaker::state::Rejected;
+use crate::breaker::permit::Rejected;
 use crate::error::ProxyError;
 use crate::proxy::body::RequestBody;
 use crate::routing::Router;

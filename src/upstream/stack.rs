@@ -301,7 +301,7 @@ impl Upstream {
                 let outcome = Outcome::from_status(response.status());
                 self.metrics.attempt(outcome);
                 if let Some(permit) = permit {
-                    permit.record(outcome);
+                    permit.record(outcome, Instant::now());
                 }
                 return Ok(response);
             }
@@ -311,7 +311,7 @@ impl Upstream {
         };
         self.metrics.attempt(outcome);
         if let Some(permit) = permit {
-            permit.record(outcome);
+            permit.record(outcome, Instant::now());
         }
         tracing::debug!(upstream = %self.name, endpoint = %endpoint.url, outcome = outcome.metric_label(), "try failed");
         Err(outcome)
