@@ -267,3 +267,59 @@ fn the_upstream_is_open_only_when_every_endpoint_is() {
     assert_eq!(agg(&[Disabled, Disabled]), Disabled);
     assert_eq!(agg(&[Disabled, Open]), Closed);
 }
+
+/// Collects what a fmt subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn every_transition_logs_one_info_event_and_moves_the_gauge() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(move || writer.clone())
+        .finish();
+    let metrics = crate::metrics::Metrics::new();
+    let up = metrics.upstream("svc");
+    let breakers = super::Breakers::new("svc", &policy(), &["http://10.0.0.1:80"], &up);
+    tracing::subscriber::with_default(subscriber, || {
+        breakers.act(super::Action::ForceOpen);
+        assert!(
+            metrics
+                .render()
+                .contains("rampart_circuit_breaker_state{upstream=\"svc\"} 2")
+        );
+        breakers.act(super::Action::Reset);
+    });
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2, "{text}");
+    let fields = |i: usize, key: &str| events[i]["fields"][key].clone();
+    assert_eq!(events[0]["level"], "INFO");
+    assert_eq!(fields(0, "upstream"), "svc");
+    assert_eq!(
+        (fields(0, "from"), fields(0, "to"), fields(0, "reason")),
+        ("closed".into(), "forced_open".into(), "forced".into())
+    );
+    assert_eq!(
+        (fields(1, "from"), fields(1, "to")),
+        ("forced_open".into(), "closed".into())
+    );
+    assert!(metrics.render().contains(
+        "rampart_circuit_breaker_transitions_total{upstream=\"svc\",from=\"open\",to=\"closed\"} 1"
+    ));
+}
