@@ -2,6 +2,7 @@
 //! /admin/* API. It answers until the process exits, including while draining.
 
 pub mod auth;
+pub mod upstreams;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -91,6 +93,7 @@ async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Response
     let path = req.uri().path();
     match (req.method(), path) {
         (&Method::GET, "/metrics") => {
+            upstreams::refresh_breakers(&state.shared.router.load());
             state.shared.metrics.upkeep();
             let text = state.shared.metrics.render();
             let mut response = Response::new(ResponseBody::full(Bytes::from(text)));
@@ -151,8 +154,79 @@ async fn admin_api(state: &AdminState, req: Request<Incoming>) -> Response<Respo
             StatusCode::METHOD_NOT_ALLOWED,
             r#"{"error":"method_not_allowed"}"#.into(),
         ),
+        (_, path) if path == "/admin/upstreams" || path.starts_with("/admin/upstreams/") => {
+            upstreams_api(state, req).await
+        }
         _ => json(StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#.into()),
     }
+}
+
+/// Largest breaker-action body read.
+const MAX_ACTION_BODY: usize = 16 * 1024;
+
+/// `/admin/upstreams`, `/admin/upstreams/{name}` and `/admin/upstreams/{name}/breaker`.
+async fn upstreams_api(state: &AdminState, req: Request<Incoming>) -> Response<ResponseBody> {
+    use upstreams::ActionError;
+    let path = req.uri().path().to_owned();
+    let rest = path.strip_prefix("/admin/upstreams").unwrap_or("");
+    let router = state.shared.router.load_full();
+    let method = req.method().clone();
+    match (&method, rest.trim_start_matches('/').split_once('/')) {
+        (&Method::GET, None) if rest.is_empty() || rest == "/" => {
+            json(StatusCode::OK, upstreams::list(&router).to_string())
+        }
+        (&Method::GET, None) => match upstreams::one(&router, &rest[1..]) {
+            Some(view) => json(StatusCode::OK, view.to_string()),
+            None => unknown_upstream(&rest[1..]),
+        },
+        (&Method::POST, Some((name, "breaker"))) => {
+            let body = match http_body_util::Limited::new(req.into_body(), MAX_ACTION_BODY)
+                .collect()
+                .await
+            {
+                Ok(b) => b.to_bytes(),
+                Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", &e.to_string()),
+            };
+            match upstreams::act(&router, name, &body) {
+                Ok(view) => json(StatusCode::OK, view.to_string()),
+                Err(ActionError::UnknownUpstream) => unknown_upstream(name),
+                Err(ActionError::BadRequest(m)) => {
+                    error(StatusCode::BAD_REQUEST, "bad_request", &m)
+                }
+                Err(ActionError::UnknownAction(a)) => error(
+                    StatusCode::BAD_REQUEST,
+                    "unknown_action",
+                    &format!("unknown action \"{a}\"; expected force-open, disable or reset"),
+                ),
+                Err(ActionError::NoBreaker) => error(
+                    StatusCode::CONFLICT,
+                    "no_breaker",
+                    "this upstream runs with circuit_breaker: off",
+                ),
+            }
+        }
+        (_, Some((_, "breaker"))) | (_, None) => json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            r#"{"error":"method_not_allowed"}"#.into(),
+        ),
+        _ => json(StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#.into()),
+    }
+}
+
+fn unknown_upstream(name: &str) -> Response<ResponseBody> {
+    error(
+        StatusCode::NOT_FOUND,
+        "unknown_upstream",
+        &format!("no upstream named \"{name}\""),
+    )
+}
+
+/// `{"error": code, "message": ...}`.
+fn error(status: StatusCode, code: &str, message: &str) -> Response<ResponseBody> {
+    json(
+        status,
+        serde_json::json!({ "error": code, "message": message }).to_string(),
+    )
 }
 
 /// A JSON answer.

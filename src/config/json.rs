@@ -331,7 +331,7 @@ fn size(bytes: u64) -> String {
 }
 
 /// `100/s`, `6000/m`, `10/h` (the only periods the schema has).
-fn rate(r: Rate) -> String {
+pub(crate) fn rate(r: Rate) -> String {
     match r.period.as_secs() {
         1 => format!("{}/s", r.tokens),
         60 => format!("{}/m", r.tokens),

@@ -38,10 +38,22 @@ pub async fn tunnel(
         .trim_end_matches(']')
         .to_owned();
 
-    // The upstream's rate limit and bulkhead apply to tunnel set-up (SPEC §3).
+    // The upstream's rate limit and bulkhead, then its breaker, apply to tunnel set-up
+    // (SPEC §3).
     let in_flight = upstream
         .admit_limited(req.method(), "/", req.headers(), Some(client))
         .await?;
+    let permit = upstream
+        .admit_tunnel(tokio::time::Instant::now())
+        .map_err(|r| ProxyError::CircuitOpen {
+            retry_after: r.retry_after,
+        })?;
+    let record = |outcome: Outcome| {
+        upstream.metrics().attempt(outcome);
+        if let Some(permit) = permit {
+            permit.record(outcome, tokio::time::Instant::now());
+        }
+    };
     let connect_timeout = upstream.policy().timeouts.connect;
     let server = match tokio::time::timeout(
         connect_timeout,
@@ -51,17 +63,17 @@ pub async fn tunnel(
     {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
-            upstream.metrics().attempt(Outcome::ConnectFailure);
+            record(Outcome::ConnectFailure);
             tracing::debug!(upstream = upstream.name(), %authority, error = %e, "tunnel connect failed");
             return Err(ProxyError::UpstreamUnavailable);
         }
         Err(_) => {
-            upstream.metrics().attempt(Outcome::Timeout);
+            record(Outcome::Timeout);
             return Err(ProxyError::UpstreamTimeout);
         }
     };
     let _ = server.set_nodelay(true);
-    upstream.metrics().attempt(Outcome::Success(StatusCode::OK));
+    record(Outcome::Success(StatusCode::OK));
     drop(in_flight);
 
     let on_upgrade = hyper::upgrade::on(req);

@@ -170,6 +170,7 @@ async fn handle(
         attempts_cap: overrides.attempts,
         timeout_cap: overrides.timeout,
         client: Some(conn.client.ip()),
+        fallback_hops: 0,
     };
     let (mut parts, body) = req.into_parts();
     headers::prepare_request(
@@ -181,7 +182,7 @@ async fn handle(
     );
     let version = parts.version;
     let req = Request::from_parts(parts, RequestBody::Streaming(body));
-    let Exchange { result, attempts } = upstream.call(req, fwd).await;
+    let Exchange { result, attempts } = upstream.call(req, fwd, &shared.router).await;
     let result = result.map(|mut response| {
         // Answer in the app's HTTP version, not the upstream's: an HTTP/1.0 upstream must not
         // make the app's keep-alive connection close.

@@ -46,10 +46,21 @@ impl Balancer {
 
     /// An endpoint index for the next try, avoiding `avoid` when another usable one exists.
     pub fn pick(&self, endpoints: &[Endpoint], avoid: Option<usize>) -> usize {
+        self.pick_where(endpoints, avoid, |_| true)
+    }
+
+    /// As `pick`, also skipping endpoints for which `admits` is false (endpoint breakers
+    /// that are open) while another usable one exists.
+    pub fn pick_where(
+        &self,
+        endpoints: &[Endpoint],
+        avoid: Option<usize>,
+        admits: impl Fn(usize) -> bool,
+    ) -> usize {
         if endpoints.len() == 1 {
             return 0;
         }
-        let usable = |i: usize| endpoints[i].is_healthy() && Some(i) != avoid;
+        let usable = |i: usize| endpoints[i].is_healthy() && Some(i) != avoid && admits(i);
         match self.strategy {
             LoadBalancing::RoundRobin => {
                 let start = self.next.fetch_add(1, Ordering::Relaxed);

@@ -6,16 +6,19 @@ pub mod admission;
 pub mod balance;
 pub mod client;
 pub mod endpoint;
+pub mod fallback;
 pub mod health;
 pub mod policy;
 pub mod stack;
 pub mod tls;
+pub mod try_admission;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use http::Method;
 
+use crate::breaker::Breakers;
 use crate::error::ProxyError;
 use crate::metrics::{Metrics, UpstreamMetrics};
 use crate::retry::budget::RetryBudget;
@@ -42,6 +45,8 @@ pub struct Upstream {
     budget: Option<RetryBudget>,
     /// Rate limits: the upstream's bucket and each route's own.
     limiters: admission::Limiters,
+    /// Circuit breakers; `None` when `circuit_breaker: off`.
+    breakers: Option<Breakers>,
     /// Active health checks; aborted when this upstream is dropped.
     _health: Option<health::HealthTask>,
 }
@@ -69,6 +74,12 @@ impl Upstream {
         let balancer = Balancer::new(policy.load_balancing, &endpoints);
         let budget = policy.retry.budget.as_ref().map(RetryBudget::new);
         let limiters = admission::Limiters::new(&policy, &metrics);
+        let urls: Vec<&str> = endpoints.iter().map(|e| e.url.as_str()).collect();
+        let breakers = policy
+            .circuit_breaker
+            .as_ref()
+            .map(|b| Breakers::new(&policy.name, b, &urls, &metrics));
+        drop(urls);
         Arc::new_cyclic(|weak| Self {
             _health: policy
                 .health_check
@@ -76,6 +87,7 @@ impl Upstream {
                 .map(|hc| health::spawn(weak.clone(), hc)),
             budget,
             limiters,
+            breakers,
             name: Arc::from(policy.name.as_str()),
             max_in_flight: policy.concurrency.map_or(u32::MAX, |c| c.max_requests),
             policy,
@@ -110,6 +122,11 @@ impl Upstream {
     /// Metric handles.
     pub fn metrics(&self) -> &Arc<UpstreamMetrics> {
         &self.metrics
+    }
+
+    /// The circuit breakers, unless the policy turns them off.
+    pub fn breakers(&self) -> Option<&Breakers> {
+        self.breakers.as_ref()
     }
 
     /// Requests in flight (admitted by the bulkhead, response body not yet finished).

@@ -20,16 +20,19 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, Version};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
+use crate::breaker::TryPermit;
 use crate::error::ProxyError;
 use crate::outcome::Outcome;
 use crate::proxy::body::{RequestBody, ResponseBody};
 use crate::retry::replay::{self, Replay};
 use crate::retry::{Decision, Retrier, SkipReason, retry_reason};
+use crate::routing::Router;
 use crate::upstream::Upstream;
 use crate::upstream::endpoint::Endpoint;
 
@@ -42,6 +45,8 @@ pub struct Forward {
     pub timeout_cap: Option<Duration>,
     /// The app's address, for `rate_limit.key: client-ip`.
     pub client: Option<IpAddr>,
+    /// Fallback upstreams this request has already been sent on through.
+    pub fallback_hops: u8,
 }
 
 /// What the stack produced for one request.
@@ -55,8 +60,14 @@ pub struct Exchange {
 
 impl Upstream {
     /// Runs one request through this upstream's stack. `req` has its headers already
-    /// prepared by the proxy; its URI is rewritten here to each try's endpoint.
-    pub async fn call(self: &Arc<Self>, req: Request<RequestBody>, fwd: Forward) -> Exchange {
+    /// prepared by the proxy; its URI is rewritten here to each try's endpoint. `routes` is
+    /// the live routing table, where a fallback upstream is looked up.
+    pub async fn call(
+        self: &Arc<Self>,
+        req: Request<RequestBody>,
+        fwd: Forward,
+        routes: &ArcSwap<Router>,
+    ) -> Exchange {
         let (timeouts, retry) = self.policies_for(req.method(), req.uri().path());
         let request_timeout = fwd
             .timeout_cap
@@ -74,6 +85,16 @@ impl Upstream {
                     result: Err(e),
                     attempts: 0,
                 };
+            }
+        };
+
+        // The breaker admits the first try before the request is taken apart, so a refusal
+        // can hand the whole request to the fallback upstream.
+        let first = match self.admit_try(None, Instant::now()) {
+            Ok(admitted) => admitted,
+            Err(rejected) => {
+                drop(in_flight);
+                return self.fall_back(req, fwd, routes, rejected).await;
             }
         };
 
@@ -115,9 +136,10 @@ impl Upstream {
             && replay.is_replayable()
             && self.endpoints.len() > 1;
         let mut tries = 0;
-        let mut avoid = None;
+        let mut admitted = Some(first);
         let result = loop {
             let try_deadline = deadline.min(Instant::now() + timeouts.per_try);
+            let (index, permit) = admitted.take().expect("every try is admitted first");
             let (result, index) = if hedge && tries == 0 {
                 tries += 2;
                 let parts = head.as_ref().expect("the first try keeps the head");
@@ -125,13 +147,12 @@ impl Upstream {
                     parts,
                     &mut replay,
                     retry.hedge_delay,
-                    timeouts.per_try,
-                    deadline,
+                    (timeouts.per_try, deadline),
+                    (index, permit),
                 )
                 .await
             } else {
                 tries += 1;
-                let index = self.balancer.pick(&self.endpoints, avoid);
                 let body = replay.take().unwrap_or_else(RequestBody::empty);
                 // The last possible try takes the head itself: no header copy for requests
                 // that get one try, which is most of them.
@@ -143,7 +164,7 @@ impl Upstream {
                     None => request_for_try(head.as_ref().expect("kept until the last try"), body),
                 };
                 (
-                    self.try_once(req, &self.endpoints[index], try_deadline)
+                    self.try_once(req, &self.endpoints[index], try_deadline, permit)
                         .await,
                     index,
                 )
@@ -152,16 +173,24 @@ impl Upstream {
                 Ok(response) => Outcome::from_status(response.status()),
                 Err(outcome) => *outcome,
             };
+            // A breaker that this try (or another request) opened stops the retries; the
+            // budget is not charged for a retry that cannot be made.
+            let now = Instant::now();
+            let open = self.breaker_refuses(now);
             let decision = retrier.decide(
                 tries,
                 outcome,
                 result.as_ref().ok().map(Response::headers),
                 replay.is_replayable(),
-                Instant::now(),
+                now,
                 deadline,
-                self.budget.as_ref(),
+                if open { None } else { self.budget.as_ref() },
                 &mut rand::rng(),
             );
+            let decision = match decision {
+                Decision::Retry { .. } if open => Decision::Skip(SkipReason::CircuitOpen),
+                other => other,
+            };
             match decision {
                 Decision::Done => break result,
                 Decision::Skip(reason) => {
@@ -180,7 +209,19 @@ impl Upstream {
                     );
                     drop(result);
                     tokio::time::sleep(delay).await;
-                    avoid = Some(index);
+                    match self.admit_try(Some(index), Instant::now()) {
+                        Ok(next) => admitted = Some(next),
+                        Err(rejected) => {
+                            // Opened during the backoff: the retry is refused as a call.
+                            self.metrics.retry_skipped(SkipReason::CircuitOpen);
+                            return Exchange {
+                                result: Err(ProxyError::CircuitOpen {
+                                    retry_after: rejected.retry_after,
+                                }),
+                                attempts: tries,
+                            };
+                        }
+                    }
                 }
             }
         };
@@ -206,13 +247,17 @@ impl Upstream {
         parts: &http::request::Parts,
         replay: &mut Replay,
         delay: Duration,
-        per_try: Duration,
-        deadline: Instant,
+        (per_try, deadline): (Duration, Instant),
+        (first_index, first_permit): (usize, Option<TryPermit<'_>>),
     ) -> (Result<Response<Incoming>, Outcome>, usize) {
-        let first_index = self.balancer.pick(&self.endpoints, None);
         let first_req = request_for_try(parts, replay.take().unwrap_or_else(RequestBody::empty));
         let first_deadline = deadline.min(Instant::now() + per_try);
-        let first = self.try_once(first_req, &self.endpoints[first_index], first_deadline);
+        let first = self.try_once(
+            first_req,
+            &self.endpoints[first_index],
+            first_deadline,
+            first_permit,
+        );
         tokio::pin!(first);
         tokio::select! {
             result = &mut first => return (result, first_index),
@@ -222,10 +267,19 @@ impl Upstream {
             self.metrics.retry_skipped(SkipReason::Budget);
             return (first.await, first_index);
         }
-        let second_index = self.balancer.pick(&self.endpoints, Some(first_index));
+        let Ok((second_index, second_permit)) = self.admit_try(Some(first_index), Instant::now())
+        else {
+            // The breaker opened meanwhile: no second try.
+            return (first.await, first_index);
+        };
         let second_req = request_for_try(parts, replay.take().unwrap_or_else(RequestBody::empty));
         let second_deadline = deadline.min(Instant::now() + per_try);
-        let second = self.try_once(second_req, &self.endpoints[second_index], second_deadline);
+        let second = self.try_once(
+            second_req,
+            &self.endpoints[second_index],
+            second_deadline,
+            second_permit,
+        );
         tokio::pin!(second);
         let (result, index, hedge_won) = tokio::select! {
             result = &mut first => match result {
@@ -241,20 +295,25 @@ impl Upstream {
         (result, index)
     }
 
-    /// One try against one endpoint, until response headers or `deadline`.
+    /// One try against one endpoint, until response headers or `deadline`; its outcome is
+    /// recorded by the breaker that admitted it.
     async fn try_once(
         &self,
         mut req: Request<RequestBody>,
         endpoint: &Endpoint,
         deadline: Instant,
+        permit: Option<TryPermit<'_>>,
     ) -> Result<Response<Incoming>, Outcome> {
         let _counted = endpoint.start();
         *req.uri_mut() = self.target_uri(endpoint, req.uri());
         *req.version_mut() = Version::HTTP_11;
         let outcome = match tokio::time::timeout_at(deadline, self.client.request(req)).await {
             Ok(Ok(response)) => {
-                self.metrics
-                    .attempt(Outcome::from_status(response.status()));
+                let outcome = Outcome::from_status(response.status());
+                self.metrics.attempt(outcome);
+                if let Some(permit) = permit {
+                    permit.record(outcome, Instant::now());
+                }
                 return Ok(response);
             }
             Ok(Err(e)) if e.is_connect() => Outcome::ConnectFailure,
@@ -262,6 +321,9 @@ impl Upstream {
             Err(_) => Outcome::Timeout,
         };
         self.metrics.attempt(outcome);
+        if let Some(permit) = permit {
+            permit.record(outcome, Instant::now());
+        }
         tracing::debug!(upstream = %self.name, endpoint = %endpoint.url, outcome = outcome.metric_label(), "try failed");
         Err(outcome)
     }

@@ -70,3 +70,36 @@ async fn a_failing_endpoint_leaves_rotation_and_comes_back() {
     .await;
     assert!(back, "the endpoint returned to rotation");
 }
+
+#[tokio::test]
+async fn the_probe_task_stops_when_a_reload_drops_its_upstream() {
+    let old = TestUpstream::http1().await;
+    let new = TestUpstream::http1().await;
+    let yaml = |up: &TestUpstream| {
+        format!(
+            "upstreams:\n  svc:\n    endpoints: [\"{}\"]\n    hosts: [svc]\n    health_check: {{ path: /healthz, interval: 50ms, timeout: 50ms, unhealthy_after: 2, healthy_after: 1 }}\n",
+            up.url()
+        )
+    };
+    let probes = |up: &TestUpstream| {
+        up.received()
+            .iter()
+            .filter(|r| r.path() == "/healthz")
+            .count()
+    };
+    let proxy = TestProxy::start_file(&yaml(&old)).await;
+    old.wait_for(2).await;
+
+    proxy.write_config(&yaml(&new));
+    let summary = proxy.app().reload().await.expect("reload");
+    assert_eq!(summary.changed, vec!["svc".to_owned()]);
+    let at_reload = probes(&old);
+    // Three probe intervals of the new task; the old one would have probed as often.
+    new.wait_for(3).await;
+    assert!(
+        probes(&old) <= at_reload + 1,
+        "the dropped upstream's task kept probing: {} after {at_reload}",
+        probes(&old)
+    );
+    assert_eq!(probes(&new), new.count());
+}

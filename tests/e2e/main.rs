@@ -5,6 +5,7 @@
 mod support;
 
 mod admin;
+mod breaker;
 mod headers;
 mod health;
 mod limits;

@@ -75,6 +75,12 @@ async fn burst_then_429_with_retry_after_and_ratelimit_fields() {
         assert_eq!(get(&proxy).await.status(), 200);
     }
     assert_eq!(svc.rate_limit_available(), Some(0));
+    let view = client::get(&proxy.admin_url("/admin/upstreams/svc")).await;
+    assert_eq!(
+        client::json(&view)["rate_limit"],
+        serde_json::json!({"rate": "1/m", "burst": 3, "available": 0}),
+        "the admin API shows the bucket"
+    );
     let resp = get(&proxy).await;
     assert_eq!(resp.status(), 429);
     assert_eq!(

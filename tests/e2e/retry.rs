@@ -10,11 +10,12 @@ use crate::support::binary::free_port;
 use crate::support::client::{self, request};
 use crate::support::{Reply, TestProxy, TestUpstream, empty, full};
 
-/// One upstream `svc` on `endpoints` with extra `retry` fields.
+/// One upstream `svc` on `endpoints` with extra `retry` fields. The breaker is off: these
+/// failure storms are about retries (tests/e2e/breaker.rs has the two together).
 fn config(endpoints: &[String], retry: &str) -> String {
     let list: Vec<String> = endpoints.iter().map(|e| format!("\"{e}\"")).collect();
     format!(
-        "upstreams:\n  svc:\n    endpoints: [{}]\n    hosts: [svc]\n    timeouts: {{ connect: 500ms, request: 5s, per_try: 2s }}\n    retry: {{ backoff: {{ strategy: fixed, base: 1ms, max: 1ms }}, {retry} }}\n",
+        "upstreams:\n  svc:\n    endpoints: [{}]\n    hosts: [svc]\n    circuit_breaker: off\n    timeouts: {{ connect: 500ms, request: 5s, per_try: 2s }}\n    retry: {{ backoff: {{ strategy: fixed, base: 1ms, max: 1ms }}, {retry} }}\n",
         list.join(", ")
     )
 }

@@ -134,6 +134,10 @@ fn breaker_presets_and_overrides() {
             (b.failure_rate, b.minimum_calls, b.half_open_calls),
             (Some(0.5), 10, 3)
         );
+        assert_eq!(
+            (b.window, b.success_threshold),
+            (BreakerWindow::Time(S(60)), 3)
+        );
     }
     let up = only(&upstream(
         "    circuit_breaker: { preset: tolerant, open_for: 5s, window: 100 calls, failure_rate: off, slow_call: { duration: 2s }, scope: endpoint, failure_on: [503, retriable-4xx] }\n",
