@@ -10,6 +10,8 @@
 #[allow(unused_imports)]
 mod support;
 
+#[path = "cli/demo.rs"]
+mod demo;
 #[path = "cli/reload.rs"]
 mod reload;
 
