@@ -378,3 +378,93 @@ async fn admin_config_never_shows_the_admin_token() {
         "the token is never logged either"
     );
 }
+
+async fn force_open(ports: &Ports, name: &str) -> serde_json::Value {
+    let req = request(
+        "POST",
+        &format!("http://{}/admin/upstreams/{name}/breaker", ports.admin),
+    )
+    .header("content-type", "application/json")
+    .body(super::support::full(r#"{"action": "force-open"}"#))
+    .unwrap();
+    let resp = client::collect(client::send(req).await.unwrap()).await;
+    assert_eq!(resp.status(), 200, "{}", client::text(&resp));
+    client::json(&resp)
+}
+
+async fn breaker_state(ports: &Ports, name: &str) -> String {
+    let resp = client::get(&format!("http://{}/admin/upstreams/{name}", ports.admin)).await;
+    client::json(&resp)["breaker"]["state"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn sighup_keeps_the_breaker_and_bucket_of_an_unchanged_upstream_and_resets_a_changed_one() {
+    let up = TestUpstream::http1().await;
+    let ports = Ports::new();
+    let limit = "    rate_limit: { rate: 1/h, burst: 2 }\n";
+    let before = format!(
+        "{}{}{}",
+        upstream("forced", &up.url(), ""),
+        upstream("metered", &up.url(), limit),
+        upstream("changed", &up.url(), limit)
+    );
+    let proc = spawn(&config(&ports, &before));
+    started(&proc, &ports).await;
+
+    assert_eq!(
+        force_open(&ports, "forced").await["breaker"]["state"],
+        "forced_open"
+    );
+    for host in ["metered", "changed"] {
+        for _ in 0..2 {
+            assert_eq!(get(&ports, host, "/spend").await.status(), 200);
+        }
+        assert_eq!(get(&ports, host, "/empty").await.status(), 429);
+    }
+    let received = up.count();
+
+    // Same policies for `forced` and `metered`; `changed` gets a longer request timeout; a
+    // new upstream makes the reload visible.
+    let after = format!(
+        "{}{}{}{}",
+        upstream("forced", &up.url(), ""),
+        upstream("metered", &up.url(), limit),
+        upstream(
+            "changed",
+            &up.url(),
+            &format!("{limit}    timeouts: {{ request: 31s }}\n")
+        ),
+        upstream("added", &up.url(), "")
+    );
+    std::fs::write(proc.config_path(), config(&ports, &after)).unwrap();
+    proc.signal("HUP");
+    proc.wait_for_line(r#""config reloaded","trigger":"SIGHUP""#, START)
+        .await;
+    assert_eq!(get(&ports, "added", "/new").await.status(), 200);
+
+    assert_eq!(breaker_state(&ports, "forced").await, "forced_open");
+    let refused = get(&ports, "forced", "/still").await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(
+        client::header(&refused, "x-rampart-error"),
+        Some("circuit_open")
+    );
+    assert_eq!(
+        get(&ports, "metered", "/still").await.status(),
+        429,
+        "the unchanged upstream's bucket is still empty"
+    );
+    assert_eq!(
+        get(&ports, "changed", "/fresh").await.status(),
+        200,
+        "the changed upstream got a fresh bucket"
+    );
+    assert_eq!(
+        up.count(),
+        received + 2,
+        "only `added` and the fresh bucket of `changed` reached the upstream"
+    );
+}
