@@ -71,11 +71,19 @@ fn run(cli_path: Option<&Path>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // One worker: a current-thread runtime, with no work-stealing queues and no cross-thread
+    // wake-ups, which is cheaper per request than a one-worker multi-thread pool.
+    let mut runtime = match config.runtime.worker_threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = n {
+                builder.worker_threads(n);
+            }
+            builder
+        }
+    };
     runtime.enable_all();
-    if let Some(n) = config.runtime.worker_threads {
-        runtime.worker_threads(n);
-    }
     let runtime = match runtime.build() {
         Ok(rt) => rt,
         Err(e) => {

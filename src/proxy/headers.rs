@@ -3,51 +3,69 @@
 
 use std::net::IpAddr;
 
-use http::header::{CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue, TE, VIA};
+use http::header::{
+    CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION,
+    TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VIA,
+};
 use http::{Uri, Version};
 
 /// Request id header, generated when absent and returned on the response.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-/// Tries used, on every proxied response.
+/// Tries used, on every proxied response; on a request, lowers the attempts.
 pub const X_RAMPART_ATTEMPTS: HeaderName = HeaderName::from_static("x-rampart-attempts");
+/// Routes a request to the named upstream.
+pub const X_RAMPART_UPSTREAM: HeaderName = HeaderName::from_static("x-rampart-upstream");
+/// Lowers the request timeout.
+pub const X_RAMPART_TIMEOUT_MS: HeaderName = HeaderName::from_static("x-rampart-timeout-ms");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Hop-by-hop headers of RFC 9110 §7.6.1 plus the non-standard ones proxies see.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
 ];
+
+/// The per-request overrides, read by rampart and never forwarded.
+const X_RAMPART: [HeaderName; 3] = [X_RAMPART_UPSTREAM, X_RAMPART_ATTEMPTS, X_RAMPART_TIMEOUT_MS];
 
 /// Prepares the app's request headers for the upstream hop.
 pub fn prepare_request(
     headers: &mut HeaderMap,
     uri: &Uri,
     version: Version,
-    client_ip: IpAddr,
+    client_ip: &HeaderValue,
     request_id: &HeaderValue,
 ) {
-    // gRPC and HTTP/2 need `te: trailers` end to end; every other TE value is hop-by-hop.
-    let te_trailers = headers
-        .get(TE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    strip_hop_by_hop(headers);
-    if te_trailers {
-        headers.insert(TE, HeaderValue::from_static("trailers"));
+    // Most requests carry none of the headers to remove: one pass over the names decides,
+    // so the common case costs no lookups.
+    let (hop_by_hop, rampart) = headers.keys().fold((false, false), |(h, r), name| {
+        (
+            h || HOP_BY_HOP.contains(name),
+            r || X_RAMPART.contains(name),
+        )
+    });
+    if hop_by_hop {
+        // gRPC and HTTP/2 need `te: trailers` end to end; every other TE value is hop-by-hop.
+        let te_trailers = headers
+            .get(TE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+        remove_hop_by_hop(headers);
+        if te_trailers {
+            headers.insert(TE, HeaderValue::from_static("trailers"));
+        }
     }
-    for name in [
-        "x-rampart-upstream",
-        "x-rampart-attempts",
-        "x-rampart-timeout-ms",
-    ] {
-        headers.remove(name);
+    if rampart {
+        for name in &X_RAMPART {
+            headers.remove(name);
+        }
     }
     // An absolute-form target (or HTTP/2's :authority) is the authority: a received Host is
     // replaced by it (RFC 9112 §3.2.2), and HTTP/1.1 upstreams get the Host they need.
@@ -61,18 +79,22 @@ pub fn prepare_request(
         }
     }
     // Every prior line is kept (RFC 9110 §5.3: repeated lines are one comma-separated list).
-    let mut forwarded_for: Vec<&str> = headers
-        .get_all(&X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .collect();
-    let ip = client_ip.to_string();
-    forwarded_for.push(&ip);
-    let forwarded_for = forwarded_for.join(", ");
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
-        headers.insert(X_FORWARDED_FOR, value);
+    if headers.contains_key(&X_FORWARDED_FOR) {
+        let mut forwarded_for: Vec<&str> = headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .collect();
+        let ip = client_ip.to_str().unwrap_or_default();
+        forwarded_for.push(ip);
+        let forwarded_for = forwarded_for.join(", ");
+        if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+            headers.insert(X_FORWARDED_FOR, value);
+        }
+    } else {
+        headers.insert(X_FORWARDED_FOR, client_ip.clone());
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     append_via(headers, version);
@@ -81,25 +103,43 @@ pub fn prepare_request(
 
 /// Prepares the upstream's response headers for the app.
 pub fn prepare_response(headers: &mut HeaderMap, version: Version) {
-    strip_hop_by_hop(headers);
+    if headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        remove_hop_by_hop(headers);
+    }
     append_via(headers, version);
 }
 
-/// Removes the fixed hop-by-hop set and every header the `Connection` header names.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
+/// Removes the fixed hop-by-hop set and every header the `Connection` header names. Only
+/// names present are removed: a blind `remove` per name costs a hash each, and most
+/// messages (every nginx response: `Connection: keep-alive`) carry one or two of them.
+fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let doomed: Vec<HeaderName> = {
+        let named: Vec<&[u8]> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .filter(|token| !token.is_empty())
+            .collect();
+        headers
+            .keys()
+            .filter(|name| {
+                HOP_BY_HOP.contains(name)
+                    || named
+                        .iter()
+                        .any(|token| token.eq_ignore_ascii_case(name.as_str().as_bytes()))
+            })
+            .cloned()
+            .collect()
+    };
+    for name in doomed {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
+}
+
+/// The app's address as a header value, made once per connection for `x-forwarded-for`.
+pub fn client_ip_value(ip: IpAddr) -> HeaderValue {
+    HeaderValue::try_from(ip.to_string()).expect("an IP address is a valid header value")
 }
 
 fn append_via(headers: &mut HeaderMap, version: Version) {
@@ -111,10 +151,16 @@ fn append_via(headers: &mut HeaderMap, version: Version) {
     headers.append(VIA, HeaderValue::from_static(via));
 }
 
-/// A fresh request id: 128 random bits in hex.
+/// A fresh request id: 128 random bits in hex (written by hand: `format!` costs more than
+/// the rest of the id's work together).
 pub fn new_request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let id: u128 = rand::random();
-    HeaderValue::try_from(format!("{id:032x}")).expect("hex is a valid header value")
+    let mut text = [0u8; 32];
+    for (i, digit) in text.iter_mut().enumerate() {
+        *digit = HEX[((id >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&text).expect("hex is a valid header value")
 }
 
 /// The size of a request head as it arrived, for `max_request_header_bytes`.
@@ -153,7 +199,7 @@ mod tests {
             &mut h,
             &uri,
             Version::HTTP_11,
-            "127.0.0.1".parse().unwrap(),
+            &client_ip_value("127.0.0.1".parse().unwrap()),
             &id,
         );
         for gone in [
@@ -179,6 +225,7 @@ mod tests {
     fn request_ids_are_unique_hex() {
         let a = new_request_id();
         assert_eq!(a.len(), 32);
+        assert!(a.as_bytes().iter().all(u8::is_ascii_hexdigit), "{a:?}");
         assert_ne!(a, new_request_id());
     }
 }

@@ -29,7 +29,7 @@ use crate::routing::{Miss, RouteKey, Router, split_authority};
 use crate::secret::Secret;
 use crate::upstream::{Exchange, Forward, Upstream};
 use body::{RequestBody, ResponseBody};
-use headers::{X_RAMPART_ATTEMPTS, X_REQUEST_ID};
+use headers::{X_RAMPART_ATTEMPTS, X_RAMPART_UPSTREAM, X_REQUEST_ID};
 
 /// State shared by every connection of one running app.
 #[derive(Debug)]
@@ -85,6 +85,19 @@ pub struct ConnInfo {
     pub client: SocketAddr,
     /// Set on an upstream's dedicated listener: everything goes there.
     pub dedicated: Option<Arc<str>>,
+    /// `client`'s IP as a header value, formatted once per connection.
+    client_ip: HeaderValue,
+}
+
+impl ConnInfo {
+    /// A connection from `client`, on a dedicated listener when `dedicated` is set.
+    pub fn new(client: SocketAddr, dedicated: Option<Arc<str>>) -> Self {
+        Self {
+            client,
+            dedicated,
+            client_ip: headers::client_ip_value(client.ip()),
+        }
+    }
 }
 
 /// The hyper service for one client connection.
@@ -177,7 +190,7 @@ async fn handle(
         &mut parts.headers,
         &parts.uri,
         parts.version,
-        conn.client.ip(),
+        &conn.client_ip,
         &request_id,
     );
     let version = parts.version;
@@ -203,7 +216,7 @@ fn route(
     if let Some(name) = &conn.dedicated {
         return router.get(name).cloned().ok_or(ProxyError::NoRoute);
     }
-    let name = match req.headers().get("x-rampart-upstream") {
+    let name = match req.headers().get(&X_RAMPART_UPSTREAM) {
         Some(v) => Some(
             v.to_str()
                 .map_err(|_| ProxyError::BadRequest("x-rampart-upstream is not valid text"))?,

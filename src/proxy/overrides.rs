@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 use crate::error::ProxyError;
+use crate::proxy::headers::{X_RAMPART_ATTEMPTS, X_RAMPART_TIMEOUT_MS};
 
 /// Overrides read from `x-rampart-*` request headers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -20,12 +21,12 @@ pub struct Overrides {
 pub fn parse(headers: &HeaderMap) -> Result<Overrides, ProxyError> {
     let attempts = positive(
         headers,
-        "x-rampart-attempts",
+        &X_RAMPART_ATTEMPTS,
         "x-rampart-attempts must be a positive integer",
     )?;
     let timeout = positive(
         headers,
-        "x-rampart-timeout-ms",
+        &X_RAMPART_TIMEOUT_MS,
         "x-rampart-timeout-ms must be a positive integer",
     )?;
     Ok(Overrides {
@@ -36,7 +37,7 @@ pub fn parse(headers: &HeaderMap) -> Result<Overrides, ProxyError> {
 
 fn positive(
     headers: &HeaderMap,
-    name: &str,
+    name: &HeaderName,
     message: &'static str,
 ) -> Result<Option<u64>, ProxyError> {
     let Some(value) = headers.get(name) else {

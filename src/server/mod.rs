@@ -93,10 +93,7 @@ pub async fn serve(
         };
         backoff = Duration::from_millis(5);
         let _ = stream.set_nodelay(true);
-        let conn = ConnInfo {
-            client,
-            dedicated: listener.dedicated.clone(),
-        };
+        let conn = ConnInfo::new(client, listener.dedicated.clone());
         builder.spawn(stream, shared.clone(), conn, &drain, permit);
     }
 }

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Instructions per proxied request, counted by callgrind (repeatable on a busy machine, unlike
+# wall time): an nginx upstream on 127.0.0.1:18080, rampart (profiling build) on :18090 with
+# benches/load/rampart-bench.yaml, a fixed number of keep-alive requests from oha, then
+# Ir / request. Usage: benches/load/profile.sh [REQUESTS] [PATH]   (defaults 20000 /)
+# Leaves callgrind.out in $OUT (default /tmp/rampart-profile) for callgrind_annotate.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+requests=${1:-20000}
+path=${2:-/}
+out=${OUT:-/tmp/rampart-profile}
+mkdir -p "$out"
+for tool in nginx oha valgrind callgrind_annotate; do
+    command -v "$tool" >/dev/null || { echo "missing $tool (bash ../shared/bench/setup.sh; apt-get install valgrind)" >&2; exit 1; }
+done
+cargo build --profile profiling --locked --bin rampart >&2
+bin=target/profiling/rampart
+
+cat > "$out/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $out/nginx.pid;
+error_log $out/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:18080;
+        location = / { return 200 "ok\n"; }
+        location = /4k { alias $out/4k; }
+    }
+}
+NGINX
+head -c 4096 /dev/zero | tr '\0' 'x' > "$out/4k"
+nginx -c "$out/nginx.conf" -p "$out" &
+nginx_pid=$!
+trap 'kill $nginx_pid $proxy_pid 2>/dev/null || true' EXIT
+proxy_pid=
+for _ in $(seq 50); do curl -sf http://127.0.0.1:18080/ >/dev/null && break; sleep 0.1; done
+
+export BENCH_LISTEN=127.0.0.1:18090 BENCH_UPSTREAM=127.0.0.1:18080 BENCH_ADMIN_PORT=18091 RAMPART_LOG=${RAMPART_LOG:-warn}
+valgrind --tool=callgrind --compress-strings=no --compress-pos=no --callgrind-out-file="$out/callgrind.out" \
+    "$bin" run -c benches/load/rampart-bench.yaml 2>"$out/valgrind.log" &
+proxy_pid=$!
+for _ in $(seq 300); do curl -sf "http://127.0.0.1:18090$path" >/dev/null && break; sleep 0.2; done
+# Instructions spent starting up and on the sanity request, measured apart.
+callgrind_control --dump=startup "$proxy_pid" >/dev/null
+callgrind_control --zero "$proxy_pid" >/dev/null
+oha --no-tui -n "$requests" -c 16 "http://127.0.0.1:18090$path" > "$out/oha.txt"
+callgrind_control --dump=load "$proxy_pid" >/dev/null
+kill -TERM "$proxy_pid"; wait "$proxy_pid" || true
+proxy_pid=
+load=$(ls -t "$out"/callgrind.out* | while read -r f; do grep -q '^desc: Trigger: dump load' "$f" && { echo "$f"; break; }; done)
+ir=$(callgrind_annotate "$load" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
+ok=$(awk '/\[200\]/ {print $2; exit}' "$out/oha.txt")
+echo "requests: $requests ($ok answered 200), path $path"
+echo "instructions: $ir total, $((ir / requests)) per request"
+echo "profile: callgrind_annotate $load | head -60"
