@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod connect;
+pub mod head;
 pub mod headers;
 pub mod local_response;
 pub mod overrides;
@@ -15,7 +16,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arc_swap::ArcSwap;
-use http::header::HOST;
 use http::{HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
 use tokio::time::Instant;
@@ -25,7 +25,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::LimitsPolicy;
 use crate::error::ProxyError;
 use crate::metrics::{Metrics, UpstreamMetrics};
-use crate::routing::{Miss, RouteKey, Router, split_authority};
+use crate::routing::{Miss, RouteKey, Router};
 use crate::secret::Secret;
 use crate::upstream::{Exchange, Forward, Upstream};
 use body::{RequestBody, ResponseBody};
@@ -194,6 +194,7 @@ fn route(
     conn: &ConnInfo,
     req: &Request<Incoming>,
 ) -> Result<Arc<Upstream>, ProxyError> {
+    let target = head::inspect(req.uri(), req.headers())?;
     let router = shared.router.load();
     if let Some(name) = &conn.dedicated {
         return router.get(name).cloned().ok_or(ProxyError::NoRoute);
@@ -205,27 +206,6 @@ fn route(
         ),
         None => None,
     };
-    let authority = match req.uri().authority() {
-        Some(a) => Some(a.as_str()),
-        None => match req.headers().get(HOST) {
-            Some(h) => {
-                let text = h
-                    .to_str()
-                    .map_err(|_| ProxyError::BadRequest("invalid Host header"))?;
-                http::uri::Authority::try_from(text)
-                    .map_err(|_| ProxyError::BadRequest("invalid Host header"))?;
-                Some(text)
-            }
-            None => None,
-        },
-    };
-    let (host, port) = match authority {
-        Some(a) => {
-            let (h, p) = split_authority(a);
-            (Some(h), p)
-        }
-        None => (None, None),
-    };
     let path = if req.method() == Method::CONNECT {
         "/"
     } else {
@@ -233,8 +213,8 @@ fn route(
     };
     let key = RouteKey {
         name,
-        host: host.as_deref(),
-        port,
+        host: target.host.as_deref(),
+        port: target.port,
         path,
     };
     router.route(key).map_err(|miss| match miss {
