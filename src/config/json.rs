@@ -69,6 +69,7 @@ pub fn effective_json(config: &Config) -> Value {
             "max_hosts": p.max_hosts,
             "defaults": defaults(&p.defaults),
         },
+        "connect": { "allowed_ports": config.connect.allowed_ports },
         "upstreams": config.upstreams.iter().map(upstream).collect::<Vec<_>>(),
     })
 }

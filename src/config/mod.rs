@@ -244,6 +244,8 @@ pub struct Config {
     pub shutdown: ShutdownPolicy,
     /// Forwarding for hosts no upstream names.
     pub passthrough: PassthroughPolicy,
+    /// Which `CONNECT` targets may be tunnelled to.
+    pub connect: ConnectPolicy,
     /// Every configured upstream, in file order, defaults merged in.
     pub upstreams: Vec<UpstreamPolicy>,
 }
@@ -284,6 +286,24 @@ pub struct ShutdownPolicy {
     pub drain_delay: Duration,
     /// Wait this long for in-flight requests, then exit 124.
     pub timeout: Duration,
+}
+
+/// `CONNECT` tunnels: a tunnel is raw TCP to any port, so without a port policy a proxy that
+/// passes hosts through is an open relay to SSH, SMTP or databases (see docs/security.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectPolicy {
+    /// Ports a tunnel may reach; a `hosts` entry that names its port also allows that port
+    /// for that host.
+    pub allowed_ports: Vec<u16>,
+}
+
+impl Default for ConnectPolicy {
+    /// HTTPS only: what `HTTPS_PROXY` clients need.
+    fn default() -> Self {
+        Self {
+            allowed_ports: vec![443],
+        }
+    }
 }
 
 /// Forwarding to authorities that no upstream names.

@@ -66,6 +66,7 @@ fn reference_file_parses_and_sets_everything() {
     assert!(payments.rate_limit.is_some());
     assert!(payments.health_check.is_some());
     assert_eq!(payments.routes.len(), 1);
+    assert_eq!(config.connect.allowed_ports, [443, 8443]);
     let summary = super::summary(&config);
     assert!(summary.contains("payments"), "{summary}");
     assert!(summary.contains("auth on"), "{summary}");
@@ -78,6 +79,7 @@ fn empty_and_comment_only_files_take_every_default() {
         assert_eq!(config.listen.to_string(), "127.0.0.1:15001");
         assert!(!config.passthrough.enabled);
         assert_eq!(config.limits.max_request_headers, 100);
+        assert_eq!(config.connect.allowed_ports, [443]);
     }
 }
 

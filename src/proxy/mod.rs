@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::LimitsPolicy;
+use crate::config::{ConnectPolicy, LimitsPolicy};
 use crate::error::ProxyError;
 use crate::metrics::{Metrics, UpstreamMetrics};
 use crate::routing::{Miss, RouteKey, Router};
@@ -42,6 +42,8 @@ pub struct Shared {
     pub max_header_bytes: AtomicUsize,
     /// `admin.token` (reloadable); empty: the admin API is open.
     pub admin_token: ArcSwap<Secret>,
+    /// `connect` (reloadable): where CONNECT tunnels may go.
+    pub connect: ArcSwap<ConnectPolicy>,
     /// CONNECT tunnels outlive their request; shutdown waits for them...
     pub tunnels: TaskTracker,
     /// ...then cuts them through this token.
@@ -61,6 +63,7 @@ impl Shared {
             metrics,
             max_header_bytes: AtomicUsize::new(limits.max_request_header_bytes),
             admin_token: ArcSwap::from_pointee(admin_token),
+            connect: ArcSwap::from_pointee(ConnectPolicy::default()),
             tunnels: TaskTracker::new(),
             cancel: CancellationToken::new(),
         }
@@ -75,6 +78,11 @@ impl Shared {
     /// Replaces the admin token after a reload.
     pub fn set_admin_token(&self, token: Secret) {
         self.admin_token.store(Arc::new(token));
+    }
+
+    /// Applies the configured (or reloaded) CONNECT policy.
+    pub fn set_connect_policy(&self, policy: ConnectPolicy) {
+        self.connect.store(Arc::new(policy));
     }
 }
 
