@@ -7,6 +7,7 @@ mod support;
 mod admin;
 mod headers;
 mod health;
+mod hostile;
 mod limits;
 mod protocols;
 mod reload;
