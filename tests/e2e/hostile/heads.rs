@@ -191,3 +191,12 @@ async fn echoed_request_ids_cannot_inject_headers_or_break_the_json() {
     let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
     assert_eq!(body["upstream"], "svc");
 }
+
+#[tokio::test]
+async fn an_asterisk_form_target_is_forwarded_as_is() {
+    let up = RawUpstream::start().await;
+    let proxy = proxy_for(&up, 1, "").await;
+    let answer = exchange(proxy.addr, b"OPTIONS * HTTP/1.1\r\nHost: svc\r\n\r\n").await;
+    assert_eq!(answer.status(), Some(200), "{answer:?}");
+    assert_eq!(up.only_request().request_line(), "OPTIONS * HTTP/1.1");
+}
