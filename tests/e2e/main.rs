@@ -13,6 +13,7 @@ mod protocols;
 mod reload;
 mod retry;
 mod routing;
+mod secrets;
 mod shutdown;
 mod streaming;
 
