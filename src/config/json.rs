@@ -307,7 +307,7 @@ fn outcomes(f: &OutcomeFilter) -> Value {
 
 /// A duration in the largest unit that holds it exactly (`1h`, `2m`, `90s`, `250ms`, `0s`);
 /// sub-millisecond parts as decimal milliseconds (`0.5ms`), which the parser accepts too.
-fn duration(d: Duration) -> String {
+pub(crate) fn duration(d: Duration) -> String {
     if d.is_zero() {
         return "0s".into();
     }
@@ -327,7 +327,7 @@ fn duration(d: Duration) -> String {
     format!("{}.{}ms", nanos / MS, frac.trim_end_matches('0'))
 }
 
-fn size(bytes: u64) -> String {
+pub(crate) fn size(bytes: u64) -> String {
     format_size(bytes)
 }
 
@@ -343,7 +343,7 @@ fn rate(r: Rate) -> String {
 
 /// A fraction (0.5) as a percentage (`"50%"`), rounded to 3 decimals so `f32` noise
 /// (`0.2f32` is 20.000000298 %) does not show.
-fn percent(fraction: f64) -> String {
+pub(crate) fn percent(fraction: f64) -> String {
     let p = (fraction * 100_000.0).round() / 1000.0;
     if p.fract() == 0.0 {
         format!("{p:.0}%")

@@ -18,6 +18,7 @@ mod file;
 pub mod json;
 mod policies;
 mod presets;
+mod roundtrip;
 mod shapes;
 mod summary;
 mod tree;
@@ -28,6 +29,8 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+#[doc(hidden)]
+pub use roundtrip::check_unit_round_trips;
 pub use summary::summary;
 
 /// The embedded default configuration (the repo's `config/rampart.yaml`), used when no file

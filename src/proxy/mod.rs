@@ -165,7 +165,7 @@ async fn handle(
         Ok(o) => o,
         Err(e) => return finish(shared, done(None, 0), Err(e)),
     };
-    let upstream = match route(shared, conn, &req) {
+    let upstream = match route(&shared.router.load(), conn.dedicated.as_deref(), &req) {
         Ok(upstream) => upstream,
         Err(e) => return finish(shared, done(None, 0), Err(e)),
     };
@@ -196,15 +196,16 @@ async fn handle(
     finish(shared, done(Some(&upstream), attempts), result)
 }
 
-/// Chooses the upstream: dedicated listener, else the router.
-fn route(
-    shared: &Shared,
-    conn: &ConnInfo,
-    req: &Request<Incoming>,
+/// Chooses the upstream for a request head that passes [`head::inspect`]: the dedicated
+/// listener's upstream, else the router's answer. Pure apart from passthrough's table, so
+/// the request-head fuzz target drives it directly.
+pub fn route<B>(
+    router: &Router,
+    dedicated: Option<&str>,
+    req: &Request<B>,
 ) -> Result<Arc<Upstream>, ProxyError> {
     let target = head::inspect(req.uri(), req.headers())?;
-    let router = shared.router.load();
-    if let Some(name) = &conn.dedicated {
+    if let Some(name) = dedicated {
         return router.get(name).cloned().ok_or(ProxyError::NoRoute);
     }
     let name = match req.headers().get("x-rampart-upstream") {
