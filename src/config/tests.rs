@@ -236,3 +236,23 @@ fn yaml_1_1_booleans_are_words_not_booleans() {
     assert_eq!(errs[0].path, "passthrough.enabled");
     assert!(ok("passthrough:\n  enabled: true\n").passthrough.enabled);
 }
+
+#[test]
+fn an_admin_listener_off_loopback_needs_a_token() {
+    for listen in [
+        "0.0.0.0:9901",
+        "\"[::]:9901\"",
+        "10.0.0.1:9901",
+        "\"[::ffff:127.0.0.1]:9901\"",
+    ] {
+        let errs = errors(&format!("admin:\n  listen: {listen}\n"));
+        assert!(
+            errs.iter()
+                .any(|e| e.path == "admin.listen" && e.message.contains("loopback")),
+            "{listen}: {errs:?}"
+        );
+        ok(&format!("admin:\n  listen: {listen}\n  token: t0k\n"));
+    }
+    ok("admin:\n  listen: \"[::1]:9901\"\n");
+    ok("admin:\n  listen: 127.0.0.2:9901\n");
+}
