@@ -83,11 +83,15 @@ async fn secrets_never_reach_logs_or_admin_answers() {
         ("GET", "/admin/config", "wrong"),
         ("POST", "/admin/reload", TOKEN),
     ] {
-        let resp = client::collect(client::send(admin_call(method, path, token)).await.unwrap()).await;
+        let resp =
+            client::collect(client::send(admin_call(method, path, token)).await.unwrap()).await;
         seen.push_str(&format!("{:?}{}", resp.headers(), client::text(&resp)));
     }
     let bad = yaml.replace("127.0.0.1:", "not-an-ip:");
-    proc.write_config(&bad.replace(&format!(":{REDIS_PASSWORD}@"), &format!(":{REDIS_PASSWORD}@@")));
+    proc.write_config(&bad.replace(
+        &format!(":{REDIS_PASSWORD}@"),
+        &format!(":{REDIS_PASSWORD}@@"),
+    ));
     let refused = client::collect(
         client::send(admin_call("POST", "/admin/reload", TOKEN))
             .await
