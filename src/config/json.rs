@@ -344,7 +344,8 @@ fn rate(r: Rate) -> String {
 /// A fraction (0.5) as a percentage (`"50%"`), rounded to 3 decimals so `f32` noise
 /// (`0.2f32` is 20.000000298 %) does not show.
 pub(crate) fn percent(fraction: f64) -> String {
-    let p = (fraction * 100_000.0).round() / 1000.0;
+    // `+ 0.0` turns -0 (a valid `failure_rate: -0`) into 0: "-0%" would not parse back.
+    let p = (fraction * 100_000.0).round() / 1000.0 + 0.0;
     if p.fract() == 0.0 {
         format!("{p:.0}%")
     } else {

@@ -106,4 +106,12 @@ mod tests {
             check_unit_round_trips(text).unwrap();
         }
     }
+
+    /// Inputs the `units` fuzz target found.
+    #[test]
+    fn fuzz_findings_stay_fixed() {
+        // A bare `-0` is a valid percentage that rendered as "-0%", which does not parse.
+        check_unit_round_trips("-0 ").unwrap();
+        check_unit_round_trips("-0.0").unwrap();
+    }
 }
