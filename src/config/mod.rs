@@ -175,7 +175,8 @@ fn yaml_options() -> serde_saphyr::Options {
             max_anchors: 1_000,
             max_documents: 1,
             max_total_scalar_bytes: MAX_CONFIG_BYTES,
-            max_recorded_anchor_events: 100_000,
+            // A real anchor is a policy block of tens of events; an alias bomb records millions.
+            max_recorded_anchor_events: 10_000,
         },
         alias_limits: serde_saphyr::alias_limits! {
             max_total_replayed_events: 100_000,
