@@ -116,6 +116,18 @@ async fn invalid_chunk_sizes_never_reach_the_upstream_as_a_complete_request() {
                 .await
                 .assert_refused(400);
         }
+        // The app's broken body is not the upstream's failure.
+        let m = proxy.metrics();
+        for outcome in ["reset", "connect_error", "timeout"] {
+            let failures = m.value(
+                "rampart_upstream_attempts_total",
+                &[("upstream", "svc"), ("outcome", outcome)],
+            );
+            assert!(
+                failures.unwrap_or(0.0) == 0.0,
+                "{attempts} tries: {outcome} {failures:?}"
+            );
+        }
     }
     assert_eq!(up.count(), 0, "{:#?}", up.requests());
 }
