@@ -88,9 +88,9 @@ pub async fn tunnel(
 
 /// Whether a tunnel to `host:port` may be opened for `upstream`. A passthrough authority
 /// (the request named exactly this host and port) may use `allowed_ports`. A configured
-/// upstream must list `host` in `hosts`: with that entry's own port, any port it names, else
-/// `allowed_ports`. So neither `x-rampart-upstream` nor a dedicated listener can turn an
-/// upstream into a relay to a host it does not name.
+/// upstream must list `host` in `hosts`: an entry with a port allows exactly that port, one
+/// without allows `allowed_ports`. So neither `x-rampart-upstream` nor a dedicated listener
+/// can turn an upstream into a relay to a host it does not name.
 pub fn allowed(
     upstream: &Upstream,
     host: &str,
