@@ -132,6 +132,7 @@ pub async fn start(config: Config, source: Option<ConfigSource>) -> Result<Runni
         &config.limits,
         config.admin.token.clone(),
     ));
+    shared.set_connect_policy(config.connect.clone());
     let drain = Drain::default();
     let listeners = Arc::new(Listeners::new(shared.clone(), config.limits, drain.clone()));
     for (key, listener, addr) in bound {
@@ -296,8 +297,8 @@ mod tests {
 
     use super::*;
     use crate::config::{
-        AdminPolicy, DefaultPolicies, LimitsPolicy, PassthroughPolicy, RuntimePolicy,
-        ShutdownPolicy,
+        AdminPolicy, ConnectPolicy, DefaultPolicies, LimitsPolicy, PassthroughPolicy,
+        RuntimePolicy, ShutdownPolicy,
     };
     use crate::retry::policy::RetryPolicy;
     use crate::secret::Secret;
@@ -390,6 +391,7 @@ mod tests {
                 drain_delay: Duration::ZERO,
                 timeout: Duration::from_secs(2),
             },
+            connect: ConnectPolicy::default(),
             passthrough: PassthroughPolicy {
                 enabled: true,
                 max_hosts: 10,

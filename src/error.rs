@@ -29,9 +29,12 @@ pub enum ProxyError {
     /// Nothing matched and passthrough is off.
     #[error("no upstream matches this request")]
     NoRoute,
-    /// Unparseable target or a bad `x-rampart-*` override value.
+    /// Unparseable or ambiguous target or head, or a bad `x-rampart-*` override value.
     #[error("{0}")]
     BadRequest(&'static str),
+    /// A `CONNECT` target the policy does not allow (port or host); nothing was dialled.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// The request head exceeds `limits.max_request_header_bytes`.
     #[error("request header fields too large")]
     RequestHeadersTooLarge,
@@ -63,6 +66,7 @@ impl ProxyError {
             ProxyError::UpstreamTimeout => "upstream_timeout",
             ProxyError::NoRoute => "no_route",
             ProxyError::BadRequest(_) => "bad_request",
+            ProxyError::Forbidden(_) => "forbidden",
             ProxyError::RequestHeadersTooLarge => "request_headers_too_large",
         }
     }
@@ -78,6 +82,7 @@ impl ProxyError {
             ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::Forbidden(_) => StatusCode::FORBIDDEN,
             ProxyError::RequestHeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
     }

@@ -181,6 +181,7 @@ impl Reloader {
             .collect();
         self.shared.apply_limits(&new.limits);
         self.shared.set_admin_token(new.admin.token.clone());
+        self.shared.set_connect_policy(new.connect.clone());
         self.shared.router.store(Arc::new(router));
         *current = new;
         Ok(summary)

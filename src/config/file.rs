@@ -18,6 +18,7 @@ pub(crate) struct FileConfig {
     pub(crate) limits: Option<LimitsFile>,
     pub(crate) shutdown: Option<ShutdownFile>,
     pub(crate) passthrough: Option<PassthroughFile>,
+    pub(crate) connect: Option<ConnectFile>,
     pub(crate) defaults: Option<PoliciesFile>,
     pub(crate) upstreams: Option<Ordered<UpstreamFile>>,
 }
@@ -56,6 +57,12 @@ pub(crate) struct ShutdownFile {
 pub(crate) struct PassthroughFile {
     pub(crate) enabled: Option<bool>,
     pub(crate) max_hosts: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConnectFile {
+    pub(crate) allowed_ports: Option<Vec<u64>>,
 }
 
 /// The policies `defaults` can set; also the policy part of an upstream or route.

@@ -69,6 +69,7 @@ pub fn effective_json(config: &Config) -> Value {
             "max_hosts": p.max_hosts,
             "defaults": defaults(&p.defaults),
         },
+        "connect": { "allowed_ports": config.connect.allowed_ports },
         "upstreams": config.upstreams.iter().map(upstream).collect::<Vec<_>>(),
     })
 }
@@ -306,7 +307,7 @@ fn outcomes(f: &OutcomeFilter) -> Value {
 
 /// A duration in the largest unit that holds it exactly (`1h`, `2m`, `90s`, `250ms`, `0s`);
 /// sub-millisecond parts as decimal milliseconds (`0.5ms`), which the parser accepts too.
-fn duration(d: Duration) -> String {
+pub(crate) fn duration(d: Duration) -> String {
     if d.is_zero() {
         return "0s".into();
     }
@@ -326,7 +327,7 @@ fn duration(d: Duration) -> String {
     format!("{}.{}ms", nanos / MS, frac.trim_end_matches('0'))
 }
 
-fn size(bytes: u64) -> String {
+pub(crate) fn size(bytes: u64) -> String {
     format_size(bytes)
 }
 
@@ -342,8 +343,9 @@ pub(crate) fn rate(r: Rate) -> String {
 
 /// A fraction (0.5) as a percentage (`"50%"`), rounded to 3 decimals so `f32` noise
 /// (`0.2f32` is 20.000000298 %) does not show.
-fn percent(fraction: f64) -> String {
-    let p = (fraction * 100_000.0).round() / 1000.0;
+pub(crate) fn percent(fraction: f64) -> String {
+    // `+ 0.0` turns -0 (a valid `failure_rate: -0`) into 0: "-0%" would not parse back.
+    let p = (fraction * 100_000.0).round() / 1000.0 + 0.0;
     if p.fract() == 0.0 {
         format!("{p:.0}%")
     } else {

@@ -18,6 +18,7 @@ mod file;
 pub mod json;
 mod policies;
 mod presets;
+mod roundtrip;
 mod shapes;
 mod summary;
 mod tree;
@@ -28,6 +29,8 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+#[doc(hidden)]
+pub use roundtrip::check_unit_round_trips;
 pub use summary::summary;
 
 /// The embedded default configuration (the repo's `config/rampart.yaml`), used when no file
@@ -178,7 +181,8 @@ fn yaml_options() -> serde_saphyr::Options {
             max_anchors: 1_000,
             max_documents: 1,
             max_total_scalar_bytes: MAX_CONFIG_BYTES,
-            max_recorded_anchor_events: 100_000,
+            // A real anchor is a policy block of tens of events; an alias bomb records millions.
+            max_recorded_anchor_events: 10_000,
         },
         alias_limits: serde_saphyr::alias_limits! {
             max_total_replayed_events: 100_000,
@@ -250,6 +254,8 @@ pub struct Config {
     pub shutdown: ShutdownPolicy,
     /// Forwarding for hosts no upstream names.
     pub passthrough: PassthroughPolicy,
+    /// Which `CONNECT` targets may be tunnelled to.
+    pub connect: ConnectPolicy,
     /// Every configured upstream, in file order, defaults merged in.
     pub upstreams: Vec<UpstreamPolicy>,
 }
@@ -290,6 +296,24 @@ pub struct ShutdownPolicy {
     pub drain_delay: Duration,
     /// Wait this long for in-flight requests, then exit 124.
     pub timeout: Duration,
+}
+
+/// `CONNECT` tunnels: a tunnel is raw TCP to any port, so without a port policy a proxy that
+/// passes hosts through is an open relay to SSH, SMTP or databases (see docs/security.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectPolicy {
+    /// Ports a tunnel may reach; a `hosts` entry that names its port also allows that port
+    /// for that host.
+    pub allowed_ports: Vec<u16>,
+}
+
+impl Default for ConnectPolicy {
+    /// HTTPS only: what `HTTPS_PROXY` clients need.
+    fn default() -> Self {
+        Self {
+            allowed_ports: vec![443],
+        }
+    }
 }
 
 /// Forwarding to authorities that no upstream names.

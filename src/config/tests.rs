@@ -66,6 +66,7 @@ fn reference_file_parses_and_sets_everything() {
     assert!(payments.rate_limit.is_some());
     assert!(payments.health_check.is_some());
     assert_eq!(payments.routes.len(), 1);
+    assert_eq!(config.connect.allowed_ports, [443, 8443]);
     let summary = super::summary(&config);
     assert!(summary.contains("payments"), "{summary}");
     assert!(summary.contains("auth on"), "{summary}");
@@ -78,6 +79,7 @@ fn empty_and_comment_only_files_take_every_default() {
         assert_eq!(config.listen.to_string(), "127.0.0.1:15001");
         assert!(!config.passthrough.enabled);
         assert_eq!(config.limits.max_request_headers, 100);
+        assert_eq!(config.connect.allowed_ports, [443]);
     }
 }
 
@@ -244,4 +246,24 @@ fn yaml_1_1_booleans_are_words_not_booleans() {
     let errs = errors("passthrough:\n  enabled: yes\n");
     assert_eq!(errs[0].path, "passthrough.enabled");
     assert!(ok("passthrough:\n  enabled: true\n").passthrough.enabled);
+}
+
+#[test]
+fn an_admin_listener_off_loopback_needs_a_token() {
+    for listen in [
+        "0.0.0.0:9901",
+        "\"[::]:9901\"",
+        "10.0.0.1:9901",
+        "\"[::ffff:127.0.0.1]:9901\"",
+    ] {
+        let errs = errors(&format!("admin:\n  listen: {listen}\n"));
+        assert!(
+            errs.iter()
+                .any(|e| e.path == "admin.listen" && e.message.contains("loopback")),
+            "{listen}: {errs:?}"
+        );
+        ok(&format!("admin:\n  listen: {listen}\n  token: t0k\n"));
+    }
+    ok("admin:\n  listen: \"[::1]:9901\"\n");
+    ok("admin:\n  listen: 127.0.0.2:9901\n");
 }

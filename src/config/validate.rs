@@ -13,8 +13,8 @@ use super::presets::{Merge, builtin, builtin_rate_limit, expand_presets};
 use super::tree::{SourceMap, join};
 use super::upstream;
 use super::{
-    AdminPolicy, Config, DefaultPolicies, FieldError, LimitsPolicy, PassthroughPolicy,
-    RuntimePolicy, ShutdownPolicy,
+    AdminPolicy, Config, ConnectPolicy, DefaultPolicies, FieldError, LimitsPolicy,
+    PassthroughPolicy, RuntimePolicy, ShutdownPolicy,
 };
 use crate::secret::Secret;
 use crate::upstream::policy::{ConcurrencyPolicy, HostMatch, UpstreamPolicy};
@@ -191,6 +191,22 @@ pub(crate) fn validate(
     if passthrough.max_hosts == 0 {
         ctx.error("passthrough.max_hosts", "must be at least 1");
     }
+    let connect = match file.connect.and_then(|c| c.allowed_ports) {
+        None => ConnectPolicy::default(),
+        Some(ports) => {
+            let mut allowed_ports = Vec::with_capacity(ports.len());
+            for (i, port) in ports.into_iter().enumerate() {
+                match u16::try_from(port) {
+                    Ok(p) if p > 0 => allowed_ports.push(p),
+                    _ => ctx.error(
+                        &format!("connect.allowed_ports[{i}]"),
+                        format!("expected a port 1-65535, got {port}"),
+                    ),
+                }
+            }
+            ConnectPolicy { allowed_ports }
+        }
+    };
     let mut upstreams = Vec::new();
     for (name, up) in file.upstreams.map(|u| u.0).unwrap_or_default() {
         upstreams.push(upstream::upstream(&mut ctx, name, up, &defaults_file));
@@ -203,6 +219,7 @@ pub(crate) fn validate(
         limits,
         shutdown,
         passthrough,
+        connect,
         upstreams,
     };
     if ctx.errors.is_empty() {

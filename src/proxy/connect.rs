@@ -1,6 +1,7 @@
 //! `CONNECT host:port` tunnels (what clients send through `HTTPS_PROXY`): the matched
 //! upstream's limits and breaker apply to tunnel set-up; the bytes then flow untouched.
-//! Retries do not apply: a tunnel is one TCP connection.
+//! Retries do not apply: a tunnel is one TCP connection. A tunnel goes only where the
+//! `connect` policy allows (port) and the routed upstream names (host); see [`allowed`].
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -10,10 +11,12 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use crate::config::ConnectPolicy;
 use crate::error::ProxyError;
 use crate::outcome::Outcome;
 use crate::proxy::Shared;
 use crate::proxy::body::ResponseBody;
+use crate::routing::passthrough::PASSTHROUGH_LABEL;
 use crate::upstream::Upstream;
 
 /// Opens the TCP connection, answers 200, and splices the upgraded client connection to it
@@ -37,6 +40,7 @@ pub async fn tunnel(
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
+    allowed(upstream, &host, port, &shared.connect.load())?;
 
     // The upstream's rate limit and bulkhead, then its breaker, apply to tunnel set-up
     // (SPEC §3).
@@ -97,4 +101,37 @@ pub async fn tunnel(
         }
     });
     Ok(Response::new(ResponseBody::empty()))
+}
+
+/// Whether a tunnel to `host:port` may be opened for `upstream`. A passthrough authority
+/// (the request named exactly this host and port) may use `allowed_ports`. A configured
+/// upstream must list `host` in `hosts`: an entry with a port allows exactly that port, one
+/// without allows `allowed_ports`. So neither `x-rampart-upstream` nor a dedicated listener
+/// can turn an upstream into a relay to a host it does not name.
+pub fn allowed(
+    upstream: &Upstream,
+    host: &str,
+    port: u16,
+    policy: &ConnectPolicy,
+) -> Result<(), ProxyError> {
+    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    let port_allowed = policy.allowed_ports.contains(&port);
+    if upstream.label() == PASSTHROUGH_LABEL {
+        return port_allowed.then_some(()).ok_or(ProxyError::Forbidden(
+            "CONNECT to this port is not allowed (connect.allowed_ports)",
+        ));
+    }
+    let named = upstream.policy().hosts.iter().filter(|h| h.host == host);
+    let mut host_named = false;
+    for entry in named {
+        host_named = true;
+        if entry.port.map_or(port_allowed, |p| p == port) {
+            return Ok(());
+        }
+    }
+    Err(ProxyError::Forbidden(if host_named {
+        "CONNECT to this port is not allowed (connect.allowed_ports)"
+    } else {
+        "CONNECT target is not one of the upstream's hosts"
+    }))
 }

@@ -106,6 +106,7 @@ mod tests {
                 400,
                 "bad_request",
             ),
+            (ProxyError::Forbidden("CONNECT port"), 403, "forbidden"),
             (
                 ProxyError::RequestHeadersTooLarge,
                 431,

@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod connect;
+pub mod head;
 pub mod headers;
 pub mod local_response;
 pub mod overrides;
@@ -15,17 +16,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arc_swap::ArcSwap;
-use http::header::HOST;
 use http::{HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::LimitsPolicy;
+use crate::config::{ConnectPolicy, LimitsPolicy};
 use crate::error::ProxyError;
 use crate::metrics::{Metrics, UpstreamMetrics};
-use crate::routing::{Miss, RouteKey, Router, split_authority};
+use crate::routing::{Miss, RouteKey, Router};
 use crate::secret::Secret;
 use crate::upstream::{Exchange, Forward, Upstream};
 use body::{RequestBody, ResponseBody};
@@ -42,6 +42,8 @@ pub struct Shared {
     pub max_header_bytes: AtomicUsize,
     /// `admin.token` (reloadable); empty: the admin API is open.
     pub admin_token: ArcSwap<Secret>,
+    /// `connect` (reloadable): where CONNECT tunnels may go.
+    pub connect: ArcSwap<ConnectPolicy>,
     /// CONNECT tunnels outlive their request; shutdown waits for them...
     pub tunnels: TaskTracker,
     /// ...then cuts them through this token.
@@ -61,6 +63,7 @@ impl Shared {
             metrics,
             max_header_bytes: AtomicUsize::new(limits.max_request_header_bytes),
             admin_token: ArcSwap::from_pointee(admin_token),
+            connect: ArcSwap::from_pointee(ConnectPolicy::default()),
             tunnels: TaskTracker::new(),
             cancel: CancellationToken::new(),
         }
@@ -75,6 +78,11 @@ impl Shared {
     /// Replaces the admin token after a reload.
     pub fn set_admin_token(&self, token: Secret) {
         self.admin_token.store(Arc::new(token));
+    }
+
+    /// Applies the configured (or reloaded) CONNECT policy.
+    pub fn set_connect_policy(&self, policy: ConnectPolicy) {
+        self.connect.store(Arc::new(policy));
     }
 }
 
@@ -170,7 +178,7 @@ async fn handle(
         Ok(o) => o,
         Err(e) => return finish(shared, done(None, 0), Err(e)),
     };
-    let upstream = match route(shared, conn, &req) {
+    let upstream = match route(&shared.router.load(), conn.dedicated.as_deref(), &req) {
         Ok(upstream) => upstream,
         Err(e) => return finish(shared, done(None, 0), Err(e)),
     };
@@ -206,14 +214,16 @@ async fn handle(
     finish(shared, done(Some(&upstream), attempts), result)
 }
 
-/// Chooses the upstream: dedicated listener, else the router.
-fn route(
-    shared: &Shared,
-    conn: &ConnInfo,
-    req: &Request<Incoming>,
+/// Chooses the upstream for a request head that passes [`head::inspect`]: the dedicated
+/// listener's upstream, else the router's answer. Pure apart from passthrough's table, so
+/// the request-head fuzz target drives it directly.
+pub fn route<B>(
+    router: &Router,
+    dedicated: Option<&str>,
+    req: &Request<B>,
 ) -> Result<Arc<Upstream>, ProxyError> {
-    let router = shared.router.load();
-    if let Some(name) = &conn.dedicated {
+    let target = head::inspect(req.uri(), req.headers())?;
+    if let Some(name) = dedicated {
         return router.get(name).cloned().ok_or(ProxyError::NoRoute);
     }
     let name = match req.headers().get(&X_RAMPART_UPSTREAM) {
@@ -223,27 +233,6 @@ fn route(
         ),
         None => None,
     };
-    let authority = match req.uri().authority() {
-        Some(a) => Some(a.as_str()),
-        None => match req.headers().get(HOST) {
-            Some(h) => {
-                let text = h
-                    .to_str()
-                    .map_err(|_| ProxyError::BadRequest("invalid Host header"))?;
-                http::uri::Authority::try_from(text)
-                    .map_err(|_| ProxyError::BadRequest("invalid Host header"))?;
-                Some(text)
-            }
-            None => None,
-        },
-    };
-    let (host, port) = match authority {
-        Some(a) => {
-            let (h, p) = split_authority(a);
-            (Some(h), p)
-        }
-        None => (None, None),
-    };
     let path = if req.method() == Method::CONNECT {
         "/"
     } else {
@@ -251,8 +240,8 @@ fn route(
     };
     let key = RouteKey {
         name,
-        host: host.as_deref(),
-        port,
+        host: target.host.as_deref(),
+        port: target.port,
         path,
     };
     router.route(key).map_err(|miss| match miss {

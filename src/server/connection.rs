@@ -14,8 +14,13 @@ use crate::server::Drain;
 
 /// Concurrent HTTP/2 streams per client connection.
 const MAX_CONCURRENT_STREAMS: u32 = 512;
-/// HTTP/2 rapid-reset defence: streams a client may reset before hyper answers GOAWAY.
+/// HTTP/2 rapid-reset defence (CVE-2023-44487): streams a client may reset before rampart
+/// accepted them, then GOAWAY (ENHANCE_YOUR_CALM).
 const MAX_PENDING_RESETS: usize = 20;
+/// Streams rampart may reset because the client broke the protocol on them (RUSTSEC-2024-0003,
+/// the "MadeYouReset" family), then GOAWAY. hyper's default is 1024; a well-behaved app never
+/// causes one.
+const MAX_LOCAL_ERROR_RESETS: usize = 100;
 
 /// Configured hyper builder, shared by every connection of a listener.
 #[derive(Debug)]
@@ -44,7 +49,8 @@ impl ConnectionBuilder {
             .max_header_list_size(
                 u32::try_from(limits.max_request_header_bytes).unwrap_or(u32::MAX),
             )
-            .max_pending_accept_reset_streams(MAX_PENDING_RESETS);
+            .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
+            .max_local_error_reset_streams(MAX_LOCAL_ERROR_RESETS);
         Self { builder }
     }
 

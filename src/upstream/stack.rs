@@ -163,11 +163,22 @@ impl Upstream {
                     }
                     None => request_for_try(head.as_ref().expect("kept until the last try"), body),
                 };
-                (
-                    self.try_once(req, &self.endpoints[index], try_deadline, permit)
-                        .await,
-                    index,
-                )
+                match self
+                    .try_once(req, &self.endpoints[index], try_deadline, permit)
+                    .await
+                {
+                    Err(Failed::AppBody) => {
+                        // The app's own body broke (bad chunk framing, client gone): not
+                        // the endpoint's failure (the breaker permit is released unrecorded),
+                        // and there is no body left to retry with.
+                        let e = ProxyError::BadRequest("the request body could not be read");
+                        return Exchange {
+                            result: Err(e),
+                            attempts: tries,
+                        };
+                    }
+                    result => (result.map_err(Failed::outcome), index),
+                }
             };
             let outcome = match &result {
                 Ok(response) => Outcome::from_status(response.status()),
@@ -252,12 +263,18 @@ impl Upstream {
     ) -> (Result<Response<Incoming>, Outcome>, usize) {
         let first_req = request_for_try(parts, replay.take().unwrap_or_else(RequestBody::empty));
         let first_deadline = deadline.min(Instant::now() + per_try);
-        let first = self.try_once(
-            first_req,
-            &self.endpoints[first_index],
-            first_deadline,
-            first_permit,
-        );
+        // Hedged bodies are buffered, so `Failed::AppBody` cannot happen here.
+        let first = async {
+            (self
+                .try_once(
+                    first_req,
+                    &self.endpoints[first_index],
+                    first_deadline,
+                    first_permit,
+                )
+                .await)
+                .map_err(Failed::outcome)
+        };
         tokio::pin!(first);
         tokio::select! {
             result = &mut first => return (result, first_index),
@@ -274,12 +291,17 @@ impl Upstream {
         };
         let second_req = request_for_try(parts, replay.take().unwrap_or_else(RequestBody::empty));
         let second_deadline = deadline.min(Instant::now() + per_try);
-        let second = self.try_once(
-            second_req,
-            &self.endpoints[second_index],
-            second_deadline,
-            second_permit,
-        );
+        let second = async {
+            (self
+                .try_once(
+                    second_req,
+                    &self.endpoints[second_index],
+                    second_deadline,
+                    second_permit,
+                )
+                .await)
+                .map_err(Failed::outcome)
+        };
         tokio::pin!(second);
         let (result, index, hedge_won) = tokio::select! {
             result = &mut first => match result {
@@ -303,7 +325,7 @@ impl Upstream {
         endpoint: &Endpoint,
         deadline: Instant,
         permit: Option<TryPermit<'_>>,
-    ) -> Result<Response<Incoming>, Outcome> {
+    ) -> Result<Response<Incoming>, Failed> {
         let _counted = endpoint.start();
         *req.uri_mut() = self.target_uri(endpoint, req.uri());
         *req.version_mut() = Version::HTTP_11;
@@ -316,6 +338,10 @@ impl Upstream {
                 }
                 return Ok(response);
             }
+            Ok(Err(e)) if app_body_failed(&e) => {
+                tracing::debug!(upstream = %self.name, error = %e, "the app's request body failed");
+                return Err(Failed::AppBody);
+            }
             Ok(Err(e)) if e.is_connect() => Outcome::ConnectFailure,
             Ok(Err(_)) => Outcome::Reset,
             Err(_) => Outcome::Timeout,
@@ -325,7 +351,7 @@ impl Upstream {
             permit.record(outcome, Instant::now());
         }
         tracing::debug!(upstream = %self.name, endpoint = %endpoint.url, outcome = outcome.metric_label(), "try failed");
-        Err(outcome)
+        Err(Failed::Upstream(outcome))
     }
 
     /// The URI for a try: the endpoint's scheme and authority, the request's path (with the
@@ -345,6 +371,38 @@ impl Upstream {
         parts.path_and_query = Some(path_and_query);
         Uri::from_parts(parts).expect("scheme, authority and path are all set")
     }
+}
+
+/// Why a try ended without a response.
+#[derive(Clone, Copy, Debug)]
+enum Failed {
+    /// The endpoint failed: counted, fed to retry (and the breaker).
+    Upstream(Outcome),
+    /// The app's request body failed while being sent: nobody's outcome.
+    AppBody,
+}
+
+impl Failed {
+    /// The outcome, for paths where `AppBody` cannot occur (buffered bodies).
+    fn outcome(self) -> Outcome {
+        match self {
+            Failed::Upstream(outcome) => outcome,
+            Failed::AppBody => Outcome::Reset,
+        }
+    }
+}
+
+/// True when hyper gave up because the request body *we* passed it yielded an error: the
+/// app's body (a malformed chunk, an aborted upload), not the endpoint.
+fn app_body_failed(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            return h.is_user();
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// A request for one try: the prepared head (cloned, since a retry needs it again) and

@@ -8,6 +8,7 @@ mod admin;
 mod breaker;
 mod headers;
 mod health;
+mod hostile;
 mod limits;
 mod protocols;
 mod rate_limit;
@@ -15,6 +16,7 @@ mod rate_limit_global;
 mod reload;
 mod retry;
 mod routing;
+mod secrets;
 mod shutdown;
 mod streaming;
 

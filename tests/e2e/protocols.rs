@@ -160,9 +160,11 @@ async fn a_wrong_ca_fails_with_502_upstream_unavailable() {
 #[tokio::test]
 async fn connect_tunnels_to_a_matching_upstream_host() {
     let up = TestUpstream::http1().await;
-    // The upstream claims host 127.0.0.1; the tunnel goes to the requested host:port.
+    // The upstream claims host 127.0.0.1; the tunnel goes to the requested host:port, an
+    // ephemeral port the connect policy must allow.
     let yaml = format!(
-        "upstreams:\n  local:\n    endpoints: [\"{}\"]\n    hosts: [\"127.0.0.1\"]\n",
+        "connect: {{ allowed_ports: [{}] }}\nupstreams:\n  local:\n    endpoints: [\"{}\"]\n    hosts: [\"127.0.0.1\"]\n",
+        up.addr().port(),
         up.url()
     );
     let proxy = TestProxy::start(&yaml).await;
@@ -193,7 +195,11 @@ async fn connect_tunnels_to_a_matching_upstream_host() {
 async fn connect_through_passthrough_carries_tls_end_to_end() {
     let ca = TestCa::new();
     let up = TestUpstream::tls(&ca).await;
-    let proxy = TestProxy::start("passthrough: { enabled: true }\n").await;
+    let yaml = format!(
+        "passthrough: {{ enabled: true }}\nconnect: {{ allowed_ports: [{}] }}\n",
+        up.addr().port()
+    );
+    let proxy = TestProxy::start(&yaml).await;
     let target = format!("localhost:{}", up.addr().port());
     let tunnel = client::connect(proxy.addr, &target).await.unwrap();
     assert_eq!(tunnel.status, 200, "{}", tunnel.head);
@@ -234,8 +240,11 @@ async fn connect_to_an_unknown_host_without_passthrough_is_404() {
 
 #[tokio::test]
 async fn connect_to_a_closed_port_is_502() {
-    let proxy = TestProxy::start("passthrough: { enabled: true }\n").await;
-    let target = format!("127.0.0.1:{}", free_port());
+    let port = free_port();
+    let yaml =
+        format!("passthrough: {{ enabled: true }}\nconnect: {{ allowed_ports: [{port}] }}\n");
+    let proxy = TestProxy::start(&yaml).await;
+    let target = format!("127.0.0.1:{port}");
     let tunnel = client::connect(proxy.addr, &target).await.unwrap();
     assert_eq!(tunnel.status, 502, "{}", tunnel.head);
     assert!(

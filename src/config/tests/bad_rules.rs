@@ -278,6 +278,18 @@ pub(super) fn semantic_errors() -> Vec<Case> {
             "at least 1",
         ),
         (
+            s("connect:\n  allowed_ports: [443, 0]\n"),
+            "connect.allowed_ports[1]",
+            Some(2),
+            "expected a port 1-65535, got 0",
+        ),
+        (
+            s("connect:\n  allowed_ports: [70000]\n"),
+            "connect.allowed_ports[0]",
+            Some(2),
+            "expected a port 1-65535, got 70000",
+        ),
+        (
             s("passthrough:\n  max_hosts: 0\n"),
             "passthrough.max_hosts",
             Some(2),

@@ -7,6 +7,7 @@ pub mod body;
 pub mod client;
 pub mod metrics;
 pub mod proxy;
+pub mod raw_upstream;
 pub mod redis;
 pub mod tls;
 pub mod upstream;
@@ -16,6 +17,8 @@ pub mod upstream;
 pub use body::{Body, empty, full, generated};
 pub use metrics::Metrics;
 pub use proxy::TestProxy;
+#[allow(unused_imports)]
+pub use raw_upstream::RawUpstream;
 #[allow(unused_imports)]
 pub use redis::TestRedis;
 pub use tls::TestCa;

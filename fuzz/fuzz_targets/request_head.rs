@@ -1,0 +1,122 @@
+//! An HTTP/1.1 request head, parsed by httparse as hyper parses it, through everything
+//! rampart does to a head before forwarding it: the size limit, override headers, the head
+//! checks and routing (a fixed table with hosts, ports, prefixes and passthrough), the
+//! CONNECT policy, and header hygiene. Besides "no panic" it checks what must hold for any
+//! head that is forwarded.
+#![no_main]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::LazyLock;
+
+use http::header::{HOST, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Uri, Version};
+use libfuzzer_sys::fuzz_target;
+use rampart::config::ConnectPolicy;
+use rampart::proxy::{connect, headers, overrides};
+use rampart::routing::Router;
+
+const TABLE: &str = "
+passthrough: { enabled: true, max_hosts: 64 }
+upstreams:
+  api:
+    endpoints: [\"http://127.0.0.1:1\"]
+    hosts: [api, \"api.internal:8443\"]
+  docs:
+    endpoints: [\"http://127.0.0.1:1\"]
+    hosts: [api]
+    path_prefix: /docs
+    strip_prefix: true
+  static:
+    endpoints: [\"http://127.0.0.1:1\"]
+    path_prefix: /static
+";
+
+static ROUTER: LazyLock<Router> = LazyLock::new(|| {
+    let config = rampart::config::parse(TABLE, &|_| None).expect("the table parses");
+    let metrics = rampart::metrics::Metrics::new();
+    rampart::app::build_router(&config, &metrics, None).expect("the table builds")
+});
+
+const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3));
+
+fuzz_target!(|data: &[u8]| {
+    let Some(req) = parse(data) else { return };
+    let _ = headers::head_size(req.method(), req.uri(), req.headers());
+    let _ = overrides::parse(req.headers());
+    let Ok(upstream) = rampart::proxy::route(&ROUTER, None, &req) else {
+        return;
+    };
+    // Whatever routed passed the head checks.
+    assert!(req.headers().get_all(HOST).iter().count() <= 1);
+    assert!(
+        !req.uri()
+            .authority()
+            .is_some_and(|a| a.as_str().contains('@'))
+    );
+
+    if req.method() == Method::CONNECT {
+        if let Some(a) = req.uri().authority()
+            && let Some(port) = a.port_u16()
+        {
+            let _ = connect::allowed(&upstream, a.host(), port, &ConnectPolicy::default());
+        }
+        return;
+    }
+    let (mut parts, ()) = req.into_parts();
+    let id = headers::new_request_id();
+    headers::prepare_request(&mut parts.headers, &parts.uri, parts.version, CLIENT, &id);
+    check_forwarded(&parts.headers, &parts.uri);
+});
+
+/// What every forwarded head satisfies.
+fn check_forwarded(h: &HeaderMap, uri: &Uri) {
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authorization",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "x-rampart-upstream",
+        "x-rampart-attempts",
+        "x-rampart-timeout-ms",
+    ] {
+        assert!(!h.contains_key(name), "{name} is forwarded");
+    }
+    assert!(h.get_all("te").iter().all(|v| v == "trailers"));
+    if uri.authority().is_some() {
+        assert_eq!(
+            h.get_all(HOST).iter().count(),
+            1,
+            "one Host for an absolute target"
+        );
+    }
+    let xff = h.get("x-forwarded-for").expect("x-forwarded-for is set");
+    assert!(xff.as_bytes().ends_with(b"10.1.2.3"));
+    assert_eq!(h.get_all("x-request-id").iter().count(), 1);
+}
+
+/// The request hyper would hand to rampart, or `None` where hyper answers 400 itself.
+fn parse(data: &[u8]) -> Option<Request<()>> {
+    let mut slots = [httparse::EMPTY_HEADER; 100];
+    let mut head = httparse::Request::new(&mut slots);
+    if !matches!(head.parse(data), Ok(httparse::Status::Complete(_))) {
+        return None;
+    }
+    let mut req = Request::builder()
+        .method(Method::from_bytes(head.method?.as_bytes()).ok()?)
+        .uri(Uri::try_from(head.path?).ok()?)
+        .version(match head.version? {
+            0 => Version::HTTP_10,
+            _ => Version::HTTP_11,
+        })
+        .body(())
+        .ok()?;
+    for h in head.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        let value = HeaderValue::from_bytes(h.value).ok()?;
+        req.headers_mut().append(name, value);
+    }
+    Some(req)
+}
