@@ -216,11 +216,7 @@ pub fn build_router(
         Some(same) => Some(same.clone()),
         None if config.passthrough.enabled => {
             let d = &config.passthrough.defaults;
-            let client = upstream::client::build_plain(d.timeouts.connect, d.timeouts.idle)
-                .map_err(|source| StartError::Upstream {
-                    upstream: PASSTHROUGH_LABEL.into(),
-                    source,
-                })?;
+            let client = upstream::client::Connector::plain(d.timeouts.connect, d.timeouts.idle);
             Some(Arc::new(Passthrough::new(
                 config.passthrough.clone(),
                 client,

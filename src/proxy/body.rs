@@ -10,14 +10,15 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::upstream::InFlight;
+use crate::upstream::pool::PooledBody;
 
 /// The body of a response sent to the app.
 #[derive(Debug)]
 pub enum ResponseBody {
     /// An upstream response body, streamed as it arrives.
     Upstream {
-        /// The upstream body.
-        body: Incoming,
+        /// The upstream body (its connection returns to the pool when it ends).
+        body: PooledBody,
         /// Released when the body ends or the client goes away.
         in_flight: Option<InFlight>,
     },

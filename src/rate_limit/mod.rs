@@ -140,7 +140,8 @@ impl RateLimiter {
     /// for `local`); the local bucket when there is no global one.
     async fn step(&self, key: &RequestKey<'_>, max_wait: Duration) -> Step {
         if let Some(global) = &self.global {
-            match global.decide(key, max_wait).await {
+            // Boxed: the Redis round trip is a large future that local decisions never need.
+            match Box::pin(global.decide(key, max_wait)).await {
                 Answer::Admit(wait) if wait.is_zero() => return Step::Admit,
                 Answer::Admit(wait) => return Step::AdmitAfter(wait),
                 Answer::Deny(wait) => return Step::Deny(wait),

@@ -10,7 +10,7 @@ use lru::LruCache;
 use crate::config::PassthroughPolicy;
 use crate::metrics::UpstreamMetrics;
 use crate::upstream::Upstream;
-use crate::upstream::client::HttpClient;
+use crate::upstream::client::Connector;
 use crate::upstream::policy::{
     EndpointPolicy, LoadBalancing, TlsPolicy, UpstreamPolicy, UpstreamProtocol,
 };
@@ -22,7 +22,7 @@ pub const PASSTHROUGH_LABEL: &str = "passthrough";
 #[derive(Debug)]
 pub struct Passthrough {
     policy: PassthroughPolicy,
-    client: HttpClient,
+    client: Arc<Connector>,
     metrics: Arc<UpstreamMetrics>,
     table: Mutex<LruCache<(String, u16), Arc<Upstream>>>,
 }
@@ -31,7 +31,7 @@ impl Passthrough {
     /// An empty table holding at most `policy.max_hosts` authorities.
     pub fn new(
         policy: PassthroughPolicy,
-        client: HttpClient,
+        client: Arc<Connector>,
         metrics: Arc<UpstreamMetrics>,
     ) -> Self {
         let cap = NonZeroUsize::new(policy.max_hosts).unwrap_or(NonZeroUsize::MIN);

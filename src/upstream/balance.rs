@@ -136,10 +136,13 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, w)| {
-                Endpoint::new(&EndpointPolicy {
-                    url: format!("http://10.0.0.{i}:80").parse().unwrap(),
-                    weight: *w,
-                })
+                Endpoint::new(
+                    &EndpointPolicy {
+                        url: format!("http://10.0.0.{i}:80").parse().unwrap(),
+                        weight: *w,
+                    },
+                    std::time::Duration::from_secs(90),
+                )
             })
             .collect()
     }

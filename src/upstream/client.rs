@@ -1,85 +1,182 @@
-//! The pooled hyper-util client of one upstream: keep-alive pool with the upstream's idle
-//! timeout, TCP connect timeout, TLS via rustls for `https` endpoints, HTTP/1.1 or HTTP/2.
+//! Opening upstream connections: TCP with the connect timeout and `TCP_NODELAY`, rustls for
+//! `https` endpoints (ALPN picks HTTP/2 or HTTP/1.1 under `protocol: auto`), then hyper's
+//! connection-level handshake with the connection driven by its own task. Pooling is
+//! `pool.rs`'s job; one `Connector` per upstream, shared by its endpoints.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 use crate::proxy::body::RequestBody;
+use crate::upstream::endpoint::Endpoint;
 use crate::upstream::policy::{UpstreamPolicy, UpstreamProtocol};
 use crate::upstream::tls::{self, TlsError};
 
-/// The client type every upstream uses; one concrete type, no boxing.
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
+/// How an upstream's connections are opened.
+pub struct Connector {
+    /// For `https` endpoints; `None` when the upstream has none (passthrough is plain).
+    tls: Option<TlsConnector>,
+    /// `tls.server_name`: the name sent and verified instead of the endpoint's host.
+    server_name: Option<ServerName<'static>>,
+    connect_timeout: Duration,
+    /// `timeouts.idle`: how long a pooled connection may wait for its next request.
+    pub idle_timeout: Duration,
+    protocol: UpstreamProtocol,
+}
 
-/// Builds the client for an upstream from its policy.
-pub fn build(policy: &UpstreamPolicy) -> Result<HttpClient, TlsError> {
-    let needs_tls = policy.endpoints.iter().any(|e| e.is_tls());
-    let tls_config = if needs_tls {
-        tls::client_config(&policy.tls)?
-    } else {
-        // Never used for plain endpoints; an empty root store keeps start-up cheap.
-        empty_tls_config()?
-    };
-    let mut builder = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls_config)
-        .https_or_http();
-    if let Some(name) = &policy.tls.server_name {
-        let name = ServerName::try_from(name.clone()).map_err(|e| TlsError::File {
-            path: "tls.server_name".into(),
-            message: e.to_string(),
-        })?;
-        builder = builder.with_server_name_resolver(FixedServerNameResolver::new(name));
+/// A fresh connection's request handle; the connection itself runs in a spawned task.
+#[derive(Debug)]
+pub enum Conn {
+    /// One request at a time; pooled between requests.
+    Http1(http1::SendRequest<RequestBody>),
+    /// Multiplexed; one shared connection per endpoint.
+    Http2(http2::SendRequest<RequestBody>),
+}
+
+/// Why a connection could not be opened: nothing of the request was sent.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// DNS, TCP or TLS failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// No connection within `timeouts.connect`.
+    #[error("connect timed out")]
+    Timeout,
+    /// The HTTP handshake failed (HTTP/2 preface or settings).
+    #[error("handshake: {0}")]
+    Handshake(hyper::Error),
+    /// An `https` endpoint on an upstream without TLS settings, or an invalid server name.
+    #[error("{0}")]
+    Tls(&'static str),
+}
+
+// === impl Connector ===
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("tls", &self.tls.is_some())
+            .field("server_name", &self.server_name)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("protocol", &self.protocol)
+            .finish_non_exhaustive()
     }
-    let http = http_connector(policy.timeouts.connect);
-    let https = match policy.protocol {
-        UpstreamProtocol::Http1 => builder.enable_http1().wrap_connector(http),
-        UpstreamProtocol::Http2 => builder.enable_http2().wrap_connector(http),
-        UpstreamProtocol::Auto => builder.enable_all_versions().wrap_connector(http),
-    };
-    Ok(client_builder(
-        policy.timeouts.idle,
-        policy.protocol == UpstreamProtocol::Http2,
-    )
-    .build(https))
 }
 
-/// A plain-HTTP client for passthrough authorities (absolute-form `http://` requests).
-pub fn build_plain(connect: Duration, idle: Duration) -> Result<HttpClient, TlsError> {
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(empty_tls_config()?)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http_connector(connect));
-    Ok(client_builder(idle, false).build(https))
+impl Connector {
+    /// The connector for an upstream's policy (its TLS material is read now, not per
+    /// connection).
+    pub fn new(policy: &UpstreamPolicy) -> Result<Arc<Self>, TlsError> {
+        let tls = if policy.endpoints.iter().any(|e| e.is_tls()) {
+            let mut config = tls::client_config(&policy.tls)?;
+            config.alpn_protocols = match policy.protocol {
+                UpstreamProtocol::Http1 => vec![b"http/1.1".to_vec()],
+                UpstreamProtocol::Http2 => vec![b"h2".to_vec()],
+                UpstreamProtocol::Auto => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            };
+            Some(TlsConnector::from(Arc::new(config)))
+        } else {
+            None
+        };
+        let server_name = match &policy.tls.server_name {
+            Some(name) => Some(
+                ServerName::try_from(name.clone()).map_err(|e| TlsError::File {
+                    path: "tls.server_name".into(),
+                    message: e.to_string(),
+                })?,
+            ),
+            None => None,
+        };
+        Ok(Arc::new(Self {
+            tls,
+            server_name,
+            connect_timeout: policy.timeouts.connect,
+            idle_timeout: policy.timeouts.idle,
+            protocol: policy.protocol,
+        }))
+    }
+
+    /// A plain-HTTP/1.1 connector for passthrough authorities (absolute-form `http://`).
+    pub fn plain(connect_timeout: Duration, idle_timeout: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            tls: None,
+            server_name: None,
+            connect_timeout,
+            idle_timeout,
+            protocol: UpstreamProtocol::Http1,
+        })
+    }
+
+    /// True when connections are HTTP/2 by configuration (`protocol: http2`).
+    pub fn prefers_h2(&self) -> bool {
+        self.protocol == UpstreamProtocol::Http2
+    }
+
+    /// Opens a connection to `endpoint` and completes the HTTP handshake.
+    pub async fn connect(&self, endpoint: &Endpoint) -> Result<Conn, ConnectError> {
+        let authority = endpoint.authority.as_str();
+        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(authority))
+            .await
+            .map_err(|_| ConnectError::Timeout)??;
+        tcp.set_nodelay(true)?;
+        if endpoint.scheme != http::uri::Scheme::HTTPS {
+            let h2 = self.protocol == UpstreamProtocol::Http2;
+            return handshake(TokioIo::new(tcp), h2).await;
+        }
+        let connector = self
+            .tls
+            .as_ref()
+            .ok_or(ConnectError::Tls("no TLS settings for an https endpoint"))?;
+        let name = match &self.server_name {
+            Some(name) => name.clone(),
+            None => ServerName::try_from(endpoint.host().to_owned())
+                .map_err(|_| ConnectError::Tls("the endpoint host is not a valid TLS name"))?,
+        };
+        let handshake_deadline = tokio::time::Instant::now() + self.connect_timeout;
+        let stream = tokio::time::timeout_at(handshake_deadline, connector.connect(name, tcp))
+            .await
+            .map_err(|_| ConnectError::Timeout)??;
+        let h2 = match stream.get_ref().1.alpn_protocol() {
+            Some(b"h2") => true,
+            Some(_) => false,
+            None => self.protocol == UpstreamProtocol::Http2,
+        };
+        handshake(TokioIo::new(stream), h2).await
+    }
 }
 
-fn http_connector(connect: Duration) -> HttpConnector {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(connect));
-    http
-}
-
-fn client_builder(idle: Duration, http2_only: bool) -> hyper_util::client::legacy::Builder {
-    let mut builder = Client::builder(TokioExecutor::new());
-    builder
-        .pool_idle_timeout(idle)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .http2_only(http2_only);
-    builder
-}
-
-fn empty_tls_config() -> Result<rustls::ClientConfig, TlsError> {
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth())
+/// Runs hyper's client handshake on `io` and spawns the connection's task.
+async fn handshake<T>(io: T, h2: bool) -> Result<Conn, ConnectError>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    if h2 {
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .handshake(io)
+            .await
+            .map_err(ConnectError::Handshake)?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "upstream HTTP/2 connection ended");
+            }
+        });
+        Ok(Conn::Http2(sender))
+    } else {
+        let (sender, conn) = http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(ConnectError::Handshake)?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "upstream connection ended");
+            }
+        });
+        Ok(Conn::Http1(sender))
+    }
 }

@@ -1,10 +1,13 @@
 //! One endpoint's live state: where it is, its weight, and counters the balancer reads.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
 
 use http::uri::{Authority, Scheme};
 
 use crate::upstream::policy::EndpointPolicy;
+use crate::upstream::pool::EndpointPool;
 
 /// A live endpoint. Counters are atomics: the balancer reads them on every try.
 #[derive(Debug)]
@@ -17,14 +20,16 @@ pub struct Endpoint {
     pub url: String,
     /// Relative share of traffic.
     pub weight: u32,
+    /// Its pooled connections.
+    pub pool: Arc<EndpointPool>,
     in_flight: AtomicU32,
     /// Cleared by active health checks (and endpoint-scoped breakers) to leave rotation.
     healthy: AtomicBool,
 }
 
 impl Endpoint {
-    /// Builds the live endpoint from its policy.
-    pub fn new(policy: &EndpointPolicy) -> Self {
+    /// Builds the live endpoint from its policy; idle connections close after `idle`.
+    pub fn new(policy: &EndpointPolicy, idle: Duration) -> Self {
         let scheme = policy.url.scheme().cloned().unwrap_or(Scheme::HTTP);
         let authority = policy
             .url
@@ -36,9 +41,18 @@ impl Endpoint {
             scheme,
             authority,
             weight: policy.weight.max(1),
+            pool: Arc::new(EndpointPool::new(idle)),
             in_flight: AtomicU32::new(0),
             healthy: AtomicBool::new(true),
         }
+    }
+
+    /// The host without IPv6 brackets, for TLS server names.
+    pub fn host(&self) -> &str {
+        let host = self.authority.host();
+        host.strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host)
     }
 
     /// Tries currently running against this endpoint.

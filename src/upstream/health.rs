@@ -88,7 +88,8 @@ async fn probe(
         http::header::USER_AGENT,
         http::HeaderValue::from_static("rampart-health-check"),
     );
-    match tokio::time::timeout(policy.timeout, upstream.client.request(req)).await {
+    let sent = endpoint.pool.send(&upstream.client, endpoint, req);
+    match tokio::time::timeout(policy.timeout, sent).await {
         Ok(Ok(response)) => response.status().is_success(),
         _ => false,
     }

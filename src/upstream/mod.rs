@@ -9,6 +9,7 @@ pub mod endpoint;
 pub mod fallback;
 pub mod health;
 pub mod policy;
+pub mod pool;
 pub mod stack;
 pub mod tls;
 pub mod try_admission;
@@ -24,7 +25,7 @@ use crate::metrics::{Metrics, UpstreamMetrics};
 use crate::retry::budget::RetryBudget;
 use crate::retry::policy::RetryPolicy;
 use balance::Balancer;
-use client::HttpClient;
+use client::Connector;
 use endpoint::Endpoint;
 use policy::{TimeoutPolicy, UpstreamPolicy};
 
@@ -38,7 +39,7 @@ pub struct Upstream {
     name: Arc<str>,
     endpoints: Box<[Endpoint]>,
     balancer: Balancer,
-    client: HttpClient,
+    client: Arc<Connector>,
     metrics: Arc<UpstreamMetrics>,
     in_flight: AtomicU32,
     max_in_flight: u32,
@@ -57,7 +58,7 @@ pub type BuildError = tls::TlsError;
 impl Upstream {
     /// Builds the live upstream; its metric series are registered now, before any traffic.
     pub fn new(policy: UpstreamPolicy, metrics: &Arc<Metrics>) -> Result<Arc<Self>, BuildError> {
-        let client = client::build(&policy)?;
+        let client = Connector::new(&policy)?;
         let label = metrics.upstream(&policy.name);
         Ok(Self::with_client(policy, client, label))
     }
@@ -67,10 +68,14 @@ impl Upstream {
     /// must run inside a tokio runtime.
     pub fn with_client(
         policy: UpstreamPolicy,
-        client: HttpClient,
+        client: Arc<Connector>,
         metrics: Arc<UpstreamMetrics>,
     ) -> Arc<Self> {
-        let endpoints: Box<[Endpoint]> = policy.endpoints.iter().map(Endpoint::new).collect();
+        let endpoints: Box<[Endpoint]> = policy
+            .endpoints
+            .iter()
+            .map(|e| Endpoint::new(e, policy.timeouts.idle))
+            .collect();
         let balancer = Balancer::new(policy.load_balancing, &endpoints);
         let budget = policy.retry.budget.as_ref().map(RetryBudget::new);
         let limiters = admission::Limiters::new(&policy, &metrics);

@@ -22,8 +22,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::uri::{PathAndQuery, Uri};
-use http::{Request, Response, Version};
-use hyper::body::Incoming;
+use http::{Request, Response};
 use tokio::time::Instant;
 
 use crate::breaker::TryPermit;
@@ -35,6 +34,7 @@ use crate::retry::{Decision, Retrier, SkipReason, retry_reason};
 use crate::routing::Router;
 use crate::upstream::Upstream;
 use crate::upstream::endpoint::Endpoint;
+use crate::upstream::pool::{PooledBody, SendError};
 
 /// Per-request inputs that are not part of the HTTP request itself.
 #[derive(Clone, Copy, Debug, Default)]
@@ -143,13 +143,15 @@ impl Upstream {
             let (result, index) = if hedge && tries == 0 {
                 tries += 2;
                 let parts = head.as_ref().expect("the first try keeps the head");
-                self.hedged(
+                // Boxed: two tries in one future; inline, every request's future would carry
+                // their size.
+                Box::pin(self.hedged(
                     parts,
                     &mut replay,
                     retry.hedge_delay,
                     (timeouts.per_try, deadline),
                     (index, permit),
-                )
+                ))
                 .await
             } else {
                 tries += 1;
@@ -260,7 +262,7 @@ impl Upstream {
         delay: Duration,
         (per_try, deadline): (Duration, Instant),
         (first_index, first_permit): (usize, Option<TryPermit<'_>>),
-    ) -> (Result<Response<Incoming>, Outcome>, usize) {
+    ) -> (Result<Response<PooledBody>, Outcome>, usize) {
         let first_req = request_for_try(parts, replay.take().unwrap_or_else(RequestBody::empty));
         let first_deadline = deadline.min(Instant::now() + per_try);
         // Hedged bodies are buffered, so `Failed::AppBody` cannot happen here.
@@ -325,11 +327,13 @@ impl Upstream {
         endpoint: &Endpoint,
         deadline: Instant,
         permit: Option<TryPermit<'_>>,
-    ) -> Result<Response<Incoming>, Failed> {
+    ) -> Result<Response<PooledBody>, Failed> {
         let _counted = endpoint.start();
         *req.uri_mut() = self.target_uri(endpoint, req.uri());
-        *req.version_mut() = Version::HTTP_11;
-        let outcome = match tokio::time::timeout_at(deadline, self.client.request(req)).await {
+        // Boxed: the exchange future is large, and every enclosing future (this stack, the
+        // connection's service future) would otherwise carry and copy its size per request.
+        let sent = Box::pin(endpoint.pool.send(&self.client, endpoint, req));
+        let outcome = match tokio::time::timeout_at(deadline, sent).await {
             Ok(Ok(response)) => {
                 let outcome = Outcome::from_status(response.status());
                 self.metrics.attempt(outcome);
@@ -338,12 +342,20 @@ impl Upstream {
                 }
                 return Ok(response);
             }
-            Ok(Err(e)) if app_body_failed(&e) => {
+            Ok(Err(SendError::Request(e))) if e.is_user() => {
+                // The app's own body (a malformed chunk, an aborted upload) failed, not the
+                // endpoint.
                 tracing::debug!(upstream = %self.name, error = %e, "the app's request body failed");
                 return Err(Failed::AppBody);
             }
-            Ok(Err(e)) if e.is_connect() => Outcome::ConnectFailure,
-            Ok(Err(_)) => Outcome::Reset,
+            Ok(Err(SendError::Connect(e))) => {
+                tracing::debug!(upstream = %self.name, endpoint = %endpoint.url, error = %e, "connect failed");
+                Outcome::ConnectFailure
+            }
+            Ok(Err(SendError::Request(e))) => {
+                tracing::debug!(upstream = %self.name, endpoint = %endpoint.url, error = %e, "the exchange failed");
+                Outcome::Reset
+            }
             Err(_) => Outcome::Timeout,
         };
         self.metrics.attempt(outcome);
@@ -392,19 +404,6 @@ impl Failed {
     }
 }
 
-/// True when hyper gave up because the request body *we* passed it yielded an error: the
-/// app's body (a malformed chunk, an aborted upload), not the endpoint.
-fn app_body_failed(e: &hyper_util::client::legacy::Error) -> bool {
-    let mut source = std::error::Error::source(e);
-    while let Some(err) = source {
-        if let Some(h) = err.downcast_ref::<hyper::Error>() {
-            return h.is_user();
-        }
-        source = err.source();
-    }
-    false
-}
-
 /// A request for one try: the prepared head (cloned, since a retry needs it again) and
 /// this try's body.
 fn request_for_try(parts: &http::request::Parts, body: RequestBody) -> Request<RequestBody> {
@@ -434,6 +433,26 @@ fn strip_prefix(prefix: &str, pq: &PathAndQuery) -> PathAndQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every request's future is moved into a box per request (the connection's service
+    /// future), so its size is paid in copies on the hot path: rare, large paths (opening a
+    /// connection, hedging, Redis) are boxed where they start. 8 KiB crept in once.
+    #[tokio::test]
+    async fn the_per_request_future_stays_small() {
+        let yaml =
+            "upstreams:\n  svc:\n    endpoints: [\"http://127.0.0.1:1\"]\n    hosts: [svc]\n";
+        let config = crate::config::parse(yaml, &|_| None).unwrap();
+        let metrics = crate::metrics::Metrics::new();
+        let upstream = Upstream::new(config.upstreams[0].clone(), &metrics).unwrap();
+        let routes = ArcSwap::from_pointee(Router::default());
+        let call = upstream.call(
+            Request::new(RequestBody::empty()),
+            Forward::default(),
+            &routes,
+        );
+        let size = std::mem::size_of_val(&call);
+        assert!(size <= 3072, "Upstream::call's future is {size} bytes");
+    }
 
     #[test]
     fn stripping_keeps_the_query_and_leaves_root() {

@@ -10,6 +10,7 @@ mod headers;
 mod health;
 mod hostile;
 mod limits;
+mod pool;
 mod protocols;
 mod rate_limit;
 mod rate_limit_global;
