@@ -48,9 +48,16 @@ fn report(source: &ConfigSource, error: &ConfigError) {
 fn validate(cli_path: Option<&Path>) -> ExitCode {
     match load(cli_path) {
         (source, Ok(config)) => {
-            println!("{}: valid", source.describe());
-            print!("{}", config::summary(&config));
-            ExitCode::SUCCESS
+            use std::io::Write;
+            let text = format!("{}: valid\n{}", source.describe(), config::summary(&config));
+            // A reader that stops early (`| head`) is not an error worth a panic.
+            match std::io::stdout().lock().write_all(text.as_bytes()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("rampart: cannot print the summary: {e}");
+                    ExitCode::FAILURE
+                }
+                _ => ExitCode::SUCCESS,
+            }
         }
         (source, Err(e)) => {
             report(&source, &e);
