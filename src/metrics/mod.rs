@@ -9,9 +9,11 @@ use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 
+mod filter;
 mod names;
 mod upstream;
 
+pub use filter::Series;
 pub use names::METRICS;
 pub use upstream::UpstreamMetrics;
 
@@ -86,6 +88,19 @@ impl Metrics {
     /// Prometheus text format 0.0.4 for /metrics.
     pub fn render(&self) -> String {
         self.handle.render()
+    }
+
+    /// Like [`Metrics::render`], without the samples `keep` refuses (it is asked about each
+    /// sample with a non-empty `upstream` label). The exporter cannot delete a series, so
+    /// this is how series of upstreams a reload removed leave /metrics; their registrations
+    /// stay, and an upstream that comes back continues its counters.
+    pub fn render_where(&self, keep: impl Fn(&Series<'_>) -> bool) -> String {
+        let mut buf = Vec::with_capacity(16 * 1024);
+        self.handle
+            .render_to_write(&mut buf)
+            .expect("writing to a Vec does not fail");
+        filter::retain(&mut buf, keep);
+        String::from_utf8(buf).expect("the exporter writes UTF-8 and whole lines were removed")
     }
 
     /// Drains histogram samples into their buckets; called periodically and before renders.
