@@ -3,6 +3,7 @@
 //! buffer in place. The recorder's registrations are not touched.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 /// A sample as the predicate sees it (label values unescaped).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,101 +20,87 @@ pub struct Series<'a> {
 /// of a family left without samples. Samples without an `upstream` label, or with an empty one
 /// (unrouted requests), always stay. Only whole lines are removed, so UTF-8 stays valid.
 pub(super) fn retain(text: &mut Vec<u8>, keep: impl Fn(&Series<'_>) -> bool) {
+    let Ok(rendered) = std::str::from_utf8(text) else {
+        return;
+    };
+    let kept = kept_ranges(rendered, keep);
     let mut write = 0;
-    // The HELP/TYPE lines of the current family, not written until one of its samples is.
-    let mut header: Option<(usize, usize)> = None;
-    let mut family_kept = false;
-    let mut read = 0;
-    while read < text.len() {
-        let end = text[read..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .map_or(text.len(), |i| read + i + 1);
-        let line = &text[read..end];
-        let emit = if line.starts_with(b"#") {
-            // A family's HELP and TYPE lines are adjacent; anything else starts a new family.
-            header = match header {
-                Some((start, stop)) if stop == read => Some((start, end)),
-                _ => Some((read, end)),
-            };
-            family_kept = false;
-            false
-        } else if line == b"\n" {
-            let was_kept = family_kept;
-            header = None;
-            family_kept = false;
-            was_kept
-        } else if sample_kept(line, &keep) {
-            if !family_kept && let Some((start, stop)) = header.take() {
-                text.copy_within(start..stop, write);
-                write += stop - start;
-            }
-            family_kept = true;
-            true
-        } else {
-            false
-        };
-        if emit {
-            text.copy_within(read..end, write);
-            write += end - read;
-        }
-        read = end;
+    for range in kept {
+        let len = range.len();
+        text.copy_within(range, write);
+        write += len;
     }
     text.truncate(write);
 }
 
-fn sample_kept(line: &[u8], keep: &impl Fn(&Series<'_>) -> bool) -> bool {
-    let Ok(line) = std::str::from_utf8(line) else {
-        return true;
+/// The byte ranges of `text` to keep, in order, adjacent ones merged.
+fn kept_ranges(text: &str, keep: impl Fn(&Series<'_>) -> bool) -> Vec<Range<usize>> {
+    let mut kept: Vec<Range<usize>> = Vec::new();
+    let mut push = |range: Range<usize>| match kept.last_mut() {
+        Some(last) if last.end == range.start => last.end = range.end,
+        _ => kept.push(range),
     };
+    // The HELP/TYPE lines of the current family, not kept until one of its samples is.
+    let mut header: Option<Range<usize>> = None;
+    let mut family_kept = false;
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        let range = start..start + line.len();
+        start = range.end;
+        if line.starts_with('#') {
+            // A family's HELP and TYPE lines are adjacent; anything else starts a new family.
+            header = match header {
+                Some(h) if h.end == range.start => Some(h.start..range.end),
+                _ => Some(range),
+            };
+            family_kept = false;
+        } else if line == "\n" {
+            if family_kept {
+                push(range);
+            }
+            header = None;
+            family_kept = false;
+        } else if sample_kept(line, &keep) {
+            if !family_kept && let Some(h) = header.take() {
+                push(h);
+            }
+            family_kept = true;
+            push(range);
+        }
+    }
+    kept
+}
+
+fn sample_kept(line: &str, keep: &impl Fn(&Series<'_>) -> bool) -> bool {
     let Some(open) = line.find('{') else {
         return true;
     };
-    let (mut upstream, mut endpoint) = (None, None);
-    for (key, value) in Labels(&line[open + 1..]) {
-        match key {
-            "upstream" => upstream = Some(value),
-            "endpoint" => endpoint = Some(value),
-            _ => {}
-        }
-    }
-    match upstream {
+    match label(line, open, "upstream=\"") {
         Some(upstream) if !upstream.is_empty() => keep(&Series {
             metric: &line[..open],
             upstream: unescape(upstream),
-            endpoint: endpoint.map(unescape),
+            endpoint: label(line, open, "endpoint=\"").map(unescape),
         }),
         _ => true,
     }
 }
 
-/// `key="value",...}` of one sample, values still escaped; stops at `}` or malformed text.
-struct Labels<'a>(&'a str);
-
-impl<'a> Iterator for Labels<'a> {
-    type Item = (&'a str, &'a str);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let rest = self.0.trim_start_matches(',');
-        let (key, after) = rest.split_once("=\"")?;
-        if key.contains('}') {
-            return None;
+/// The still-escaped value of the label that `key` (`name="`) starts, in the label set that
+/// opens at `open`. Inside a value every `"` is escaped, so an unescaped `name="` preceded by
+/// `{` or `,` can only be a label.
+fn label<'a>(line: &'a str, open: usize, key: &str) -> Option<&'a str> {
+    let at = line[open..]
+        .match_indices(key)
+        .map(|(i, _)| open + i)
+        .find(|&i| matches!(line.as_bytes()[i - 1], b'{' | b','))?;
+    let value = &line[at + key.len()..];
+    let mut i = 0;
+    loop {
+        i += value.get(i..)?.find(['"', '\\'])?;
+        match value.as_bytes()[i] {
+            b'"' => return Some(&value[..i]),
+            _ => i += 2,
         }
-        let mut escaped = false;
-        let close = after.char_indices().find_map(|(i, c)| match c {
-            _ if escaped => {
-                escaped = false;
-                None
-            }
-            '\\' => {
-                escaped = true;
-                None
-            }
-            '"' => Some(i),
-            _ => None,
-        })?;
-        self.0 = &after[close + 1..];
-        Some((key, &after[..close]))
     }
 }
 
@@ -184,6 +171,14 @@ c{upstream=\"live\",endpoint=\"http://x/\\\"q\\\\\"} 0
 build_info{version=\"1\"} 1
 "
         );
+    }
+
+    #[test]
+    fn a_label_name_inside_another_or_a_dangling_escape_is_no_label() {
+        let line = "m{my_upstream=\"x\",upstream=\"a\\\"b\"} 1\n";
+        assert_eq!(label(line, 1, "upstream=\""), Some("a\\\"b"));
+        assert_eq!(label("m{upstream=\"a\\", 1, "upstream=\""), None);
+        assert_eq!(label("m{other=\"1\"} 1", 1, "upstream=\""), None);
     }
 
     #[test]
