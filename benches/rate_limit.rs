@@ -11,7 +11,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use rampart::rate_limit::global::GlobalBuckets;
 use rampart::rate_limit::key::RequestKey;
 use rampart::rate_limit::local::{LocalBuckets, MAX_KEYS};
-use rampart::rate_limit::policy::Rate;
+use rampart::rate_limit::policy::{GlobalLimitPolicy, OnRedisError, Rate, RedisTlsPolicy};
 use rampart::secret::Secret;
 
 fn rate(tokens: u32) -> Rate {
@@ -86,10 +86,14 @@ fn global(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let url = Secret::new(format!("redis://{}/0", redis.addr));
+    let policy = GlobalLimitPolicy {
+        redis_url: Secret::new(format!("redis://{}/0", redis.addr)),
+        on_error: OnRedisError::Local,
+        tls: RedisTlsPolicy::default(),
+    };
     let buckets = rt.block_on(async {
         let b = GlobalBuckets::new(
-            &url,
+            &policy,
             rate(1_000_000),
             1_000,
             "bench",
@@ -105,7 +109,7 @@ fn global(c: &mut Criterion) {
         b
     });
     let conn = rt.block_on(async {
-        let client = redis::Client::open(url.expose()).unwrap();
+        let client = redis::Client::open(policy.redis_url.expose()).unwrap();
         redis::aio::ConnectionManager::new(client).await.unwrap()
     });
     let mut group = c.benchmark_group("rate_limit_global");

@@ -2,6 +2,7 @@
 //! /admin/* API. It answers until the process exits, including while draining.
 
 pub mod auth;
+pub mod scrape;
 pub mod upstreams;
 
 use std::convert::Infallible;
@@ -93,9 +94,7 @@ async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Response
     let path = req.uri().path();
     match (req.method(), path) {
         (&Method::GET, "/metrics") => {
-            upstreams::refresh_breakers(&state.shared.router.load());
-            state.shared.metrics.upkeep();
-            let text = state.shared.metrics.render();
+            let text = scrape::render(&state.shared.metrics, &state.shared.router.load());
             let mut response = Response::new(ResponseBody::full(Bytes::from(text)));
             response.headers_mut().insert(
                 CONTENT_TYPE,

@@ -218,6 +218,17 @@ pub(crate) enum LimitModeFile {
 pub(crate) struct GlobalFile {
     pub(crate) redis: Option<String>,
     pub(crate) on_error: Option<OnErrorFile>,
+    pub(crate) tls: Option<RedisTlsFile>,
+}
+
+/// `rate_limit.global.tls`: like an upstream's `tls`, without `server_name` (the Redis client
+/// verifies the URL's host).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RedisTlsFile {
+    pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) client_cert: Option<PathBuf>,
+    pub(crate) client_key: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize)]

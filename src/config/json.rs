@@ -132,9 +132,12 @@ fn host(h: &HostMatch) -> String {
     }
 }
 
+fn path(p: &Option<std::path::PathBuf>) -> Option<String> {
+    p.as_ref().map(|p| p.display().to_string())
+}
+
 /// Paths only: the files (notably `client_key`) are never opened here.
 fn tls(t: &TlsPolicy) -> Value {
-    let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
     json!({
         "ca_file": path(&t.ca_file),
         "client_cert": path(&t.client_cert),
@@ -209,6 +212,12 @@ fn rate_limit(r: Option<&RateLimitPolicy>) -> Value {
                 OnRedisError::Local => "local",
                 OnRedisError::Allow => "allow",
                 OnRedisError::Deny => "deny",
+            },
+            // Paths only, as for an upstream's tls: the key file is never opened here.
+            "tls": {
+                "ca_file": path(&g.tls.ca_file),
+                "client_cert": path(&g.tls.client_cert),
+                "client_key": path(&g.tls.client_key),
             },
         })
     });

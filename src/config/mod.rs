@@ -16,6 +16,7 @@ use crate::upstream::policy::{ConcurrencyPolicy, TimeoutPolicy, UpstreamPolicy};
 mod env;
 mod file;
 pub mod json;
+mod pem;
 mod policies;
 mod presets;
 mod roundtrip;

@@ -4,15 +4,16 @@
 use std::time::Duration;
 
 use super::file::{
-    BreakerFile, LimitModeFile, OnErrorFile, OutcomeWord, RateLimitFile, RetryFile, ScopeFile,
-    TimeoutsFile, Toggle,
+    BreakerFile, GlobalFile, LimitModeFile, OnErrorFile, OutcomeWord, RateLimitFile, RetryFile,
+    ScopeFile, TimeoutsFile, Toggle,
 };
+use super::pem::TlsFiles;
 use super::units::{PercentValue, WindowValue, format_duration};
 use super::validate::Ctx;
 use crate::breaker::policy::{BreakerPolicy, BreakerScope, BreakerWindow, SlowCallPolicy};
 use crate::outcome::OutcomeFilter;
 use crate::rate_limit::policy::{
-    GlobalLimitPolicy, LimitMode, OnRedisError, Rate, RateLimitKey, RateLimitPolicy,
+    GlobalLimitPolicy, LimitMode, OnRedisError, Rate, RateLimitKey, RateLimitPolicy, RedisTlsPolicy,
 };
 use crate::retry::policy::{
     BackoffPolicy, BackoffStrategy, BudgetPolicy, RetryAfterPolicy, RetryPolicy,
@@ -299,24 +300,7 @@ pub(crate) fn rate_limit(
         },
     };
     let global = match &r.global {
-        Some(Toggle::On(g)) => {
-            let url = g.redis.clone().unwrap_or_default();
-            let host = url
-                .strip_prefix("redis://")
-                .or_else(|| url.strip_prefix("rediss://"));
-            if host.is_none_or(|rest| rest.split(['/', '?']).next().unwrap_or("").is_empty()) {
-                let msg = "expected a redis:// or rediss:// URL with a host";
-                ctx.error_in(&at.child("global"), "redis", msg);
-            }
-            Some(GlobalLimitPolicy {
-                redis_url: Secret::new(url),
-                on_error: match g.on_error {
-                    Some(OnErrorFile::Allow) => OnRedisError::Allow,
-                    Some(OnErrorFile::Deny) => OnRedisError::Deny,
-                    _ => OnRedisError::Local,
-                },
-            })
-        }
+        Some(Toggle::On(g)) => Some(global(ctx, g, &at.child("global"))),
         _ => None,
     };
     Some(RateLimitPolicy {
@@ -335,4 +319,47 @@ pub(crate) fn rate_limit(
         key,
         global,
     })
+}
+
+/// `rate_limit.global`: a redis:// or rediss:// URL with a host and no fragment (`#insecure`
+/// would turn certificate checks off); `tls` files only with rediss://.
+fn global(ctx: &mut Ctx<'_>, g: &GlobalFile, at: &Scopes) -> GlobalLimitPolicy {
+    let url = g.redis.clone().unwrap_or_default();
+    let (tls_url, rest) = match url.strip_prefix("rediss://") {
+        Some(rest) => (true, Some(rest)),
+        None => (false, url.strip_prefix("redis://")),
+    };
+    if rest.is_none_or(|rest| rest.split(['/', '?', '#']).next().unwrap_or("").is_empty()) {
+        let msg = "expected a redis:// or rediss:// URL with a host";
+        ctx.error_in(at, "redis", msg);
+    } else if url.contains('#') {
+        let msg = "a URL fragment (#insecure: no certificate check) is not supported; \
+                   trust a private CA with tls.ca_file";
+        ctx.error_in(at, "redis", msg);
+    }
+    let files = g.tls.clone().map_or_else(TlsFiles::default, |t| TlsFiles {
+        ca_file: t.ca_file,
+        client_cert: t.client_cert,
+        client_key: t.client_key,
+    });
+    let tls_at = at.child("tls");
+    let base_dir = ctx.base_dir;
+    let files = files.checked(base_dir, |field, msg| ctx.error_in(&tls_at, field, msg));
+    if files.any() && !tls_url {
+        let msg = "needs a rediss:// URL: redis:// connects without TLS";
+        ctx.error_in_any(at, &["tls", "redis"], msg);
+    }
+    GlobalLimitPolicy {
+        redis_url: Secret::new(url),
+        on_error: match g.on_error {
+            Some(OnErrorFile::Allow) => OnRedisError::Allow,
+            Some(OnErrorFile::Deny) => OnRedisError::Deny,
+            _ => OnRedisError::Local,
+        },
+        tls: RedisTlsPolicy {
+            ca_file: files.ca_file,
+            client_cert: files.client_cert,
+            client_key: files.client_key,
+        },
+    }
 }

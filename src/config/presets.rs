@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::file::{
     BackoffFile, BackoffStrategyFile, BreakerFile, BreakerPreset, BudgetFile, ConcurrencyFile,
-    GlobalFile, HedgeFile, OutcomeWord, PoliciesFile, RateLimitFile, RetryAfterFile, RetryFile,
-    RetryPreset, ScopeFile, SlowCallFile, TimeoutsFile, Toggle,
+    GlobalFile, HedgeFile, OutcomeWord, PoliciesFile, RateLimitFile, RedisTlsFile, RetryAfterFile,
+    RetryFile, RetryPreset, ScopeFile, SlowCallFile, TimeoutsFile, Toggle,
 };
 use super::units::{DurationValue, PercentValue, WindowValue};
 
@@ -56,7 +56,8 @@ merge_fields!(RetryAfterFile { honor, max } {});
 merge_fields!(BudgetFile { ratio, min_per_second, window } {});
 merge_fields!(HedgeFile { delay } {});
 merge_fields!(RateLimitFile { rate, burst, mode, max_wait, dry_run, key } { global });
-merge_fields!(GlobalFile { redis, on_error } {});
+merge_fields!(GlobalFile { redis, on_error } { tls });
+merge_fields!(RedisTlsFile { ca_file, client_cert, client_key } {});
 merge_fields!(BreakerFile {
     preset, consecutive_failures, failure_rate, minimum_calls, window, open_for, max_open_for,
     half_open_calls, success_threshold, failure_on, scope, max_ejection, dry_run

@@ -150,8 +150,13 @@ fn rate(r: Option<&RateLimitPolicy>) -> String {
             let _ = write!(text, ", per {h} header");
         }
     }
-    if r.global.is_some() {
-        text.push_str(", global (redis)");
+    if let Some(g) = &r.global {
+        let tls = g.redis_url.expose().starts_with("rediss://");
+        text.push_str(if tls {
+            ", global (redis, tls)"
+        } else {
+            ", global (redis)"
+        });
     }
     if r.dry_run {
         text.push_str(", dry run");

@@ -1,15 +1,14 @@
 //! One upstream: its name, endpoints, match (hosts, prefix, listen), TLS files, health check
 //! and routes, with the policy sections resolved over `defaults`.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::ServerName;
 
 use super::file::{
     LoadBalancingFile, PoliciesFile, ProtocolFile, RouteFile, TlsFile, Toggle, UpstreamFile,
 };
+use super::pem::TlsFiles;
 use super::policies::Scopes;
 use super::tree::join;
 use super::validate::{Ctx, resolve};
@@ -255,36 +254,13 @@ fn route_policy(
 }
 
 fn tls(ctx: &mut Ctx<'_>, base: &str, t: TlsFile) -> TlsPolicy {
-    let resolve = |p: PathBuf| {
-        if p.is_relative() {
-            ctx.base_dir.join(p)
-        } else {
-            p
-        }
+    let files = TlsFiles {
+        ca_file: t.ca_file,
+        client_cert: t.client_cert,
+        client_key: t.client_key,
     };
-    let ca_file = t.ca_file.map(&resolve);
-    let client_cert = t.client_cert.map(&resolve);
-    let client_key = t.client_key.map(&resolve);
-    if let Some(ca) = &ca_file {
-        check_certs(ctx, &join(base, "ca_file"), ca);
-    }
-    match (&client_cert, &client_key) {
-        (Some(cert), Some(key)) => {
-            check_certs(ctx, &join(base, "client_cert"), cert);
-            let read =
-                std::fs::read(key).map_err(|e| format!("cannot read {}: {e}", key.display()));
-            let parsed = read.and_then(|pem| {
-                PrivateKeyDer::from_pem_slice(&pem)
-                    .map_err(|e| format!("no private key in {}: {e}", key.display()))
-            });
-            if let Err(msg) = parsed {
-                ctx.error(&join(base, "client_key"), msg);
-            }
-        }
-        (Some(_), None) => ctx.error(&join(base, "client_key"), "is required with client_cert"),
-        (None, Some(_)) => ctx.error(&join(base, "client_cert"), "is required with client_key"),
-        (None, None) => {}
-    }
+    let base_dir = ctx.base_dir;
+    let files = files.checked(base_dir, |field, msg| ctx.error(&join(base, field), msg));
     if let Some(name) = &t.server_name
         && ServerName::try_from(name.as_str()).is_err()
     {
@@ -294,25 +270,10 @@ fn tls(ctx: &mut Ctx<'_>, base: &str, t: TlsFile) -> TlsPolicy {
         );
     }
     TlsPolicy {
-        ca_file,
-        client_cert,
-        client_key,
+        ca_file: files.ca_file,
+        client_cert: files.client_cert,
+        client_key: files.client_key,
         server_name: t.server_name,
-    }
-}
-
-fn check_certs(ctx: &mut Ctx<'_>, path: &str, file: &Path) {
-    let result = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()));
-    let result = result.and_then(|pem| {
-        let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
-        match certs {
-            Ok(certs) if !certs.is_empty() => Ok(()),
-            Ok(_) => Err(format!("no PEM certificate in {}", file.display())),
-            Err(e) => Err(format!("bad PEM in {}: {e}", file.display())),
-        }
-    });
-    if let Err(msg) = result {
-        ctx.error(path, msg);
     }
 }
 

@@ -13,7 +13,8 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use super::key::RequestKey;
-use super::policy::Rate;
+use super::policy::{GlobalLimitPolicy, Rate, RedisTlsPolicy};
+use super::redis_tls;
 use crate::secret::Secret;
 
 /// Longest a decision may wait for Redis before this replica decides without it.
@@ -89,12 +90,17 @@ impl std::fmt::Debug for Redis {
 
 impl GlobalBuckets {
     /// Starts in fallback (gauge 1) and connects in the background; decisions go to Redis
-    /// from the first successful probe on. A URL the client cannot use (e.g. `rediss://` in
-    /// this build) is logged once, by host only, and keeps the limiter in fallback. Must run
-    /// inside a tokio runtime.
-    pub fn new(url: &Secret, rate: Rate, burst: u32, scope: &str, fallback: Gauge) -> Self {
+    /// from the first successful probe on. A URL or TLS file the client cannot use is logged
+    /// once, by host only, and keeps the limiter in fallback. Must run inside a tokio runtime.
+    pub fn new(
+        policy: &GlobalLimitPolicy,
+        rate: Rate,
+        burst: u32,
+        scope: &str,
+        fallback: Gauge,
+    ) -> Self {
         fallback.set(1.0);
-        let (conn, target) = match connect_lazily(url) {
+        let (conn, target) = match connect_lazily(&policy.redis_url, &policy.tls) {
             Ok(pair) => (Some(pair.0), pair.1),
             Err(reason) => {
                 tracing::error!(
@@ -184,9 +190,21 @@ impl Redis {
     }
 }
 
-/// A lazily connecting manager (it never blocks start-up) and the target for logs.
-fn connect_lazily(url: &Secret) -> Result<(ConnectionManager, String), String> {
-    let client = Client::open(url.expose()).map_err(|e| format!("{:?}", e.kind()))?;
+/// A lazily connecting manager (it never blocks start-up) and the target for logs. Errors
+/// never quote the URL (it may carry a password).
+fn connect_lazily(
+    url: &Secret,
+    tls: &RedisTlsPolicy,
+) -> Result<(ConnectionManager, String), String> {
+    let client = if url.expose().starts_with("rediss://") {
+        // The Redis client builds its rustls config with the process-default provider: make
+        // it ring, the only one compiled in, whatever crate features say.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Client::build_with_tls(url.expose(), redis_tls::certificates(tls)?)
+    } else {
+        Client::open(url.expose())
+    };
+    let client = client.map_err(|e| format!("{:?}", e.kind()))?;
     let target = client.get_connection_info().addr().to_string();
     let config = ConnectionManagerConfig::new()
         .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -205,7 +223,7 @@ async fn probe(redis: Arc<Redis>) {
     let Some(conn) = redis.conn.clone() else {
         return;
     };
-    let mut first = true;
+    let (mut first, mut said_tls) = (true, false);
     loop {
         if redis.up.load(Ordering::Acquire) {
             redis.wake.notified().await;
@@ -224,6 +242,10 @@ async fn probe(redis: Arc<Redis>) {
                 redis.up.store(true, Ordering::Release);
                 redis.fallback.set(0.0);
                 tracing::info!(upstream = %redis.scope, redis = %redis.target, "global rate limit: deciding in Redis");
+            }
+            Ok(Err(e)) if !said_tls && redis_tls::is_tls_failure(&e) => {
+                said_tls = true;
+                tracing::error!(upstream = %redis.scope, redis = %redis.target, reason = %e, "global rate limit: TLS with Redis failed (check rate_limit.global.tls and the rediss:// host), deciding with on_error");
             }
             Ok(Err(e)) if first => {
                 tracing::warn!(upstream = %redis.scope, redis = %redis.target, reason = %e, "global rate limit: Redis not reachable yet, deciding with on_error");

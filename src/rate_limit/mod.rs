@@ -7,6 +7,7 @@ pub mod key;
 pub mod local;
 pub mod metrics;
 pub mod policy;
+pub mod redis_tls;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -59,7 +60,7 @@ impl RateLimiter {
                 "rampart_rate_limit_global_fallback",
                 vec![::metrics::Label::new("upstream", metrics.name().to_owned())],
             );
-            GlobalBuckets::new(&g.redis_url, policy.rate, policy.burst, scope, gauge)
+            GlobalBuckets::new(g, policy.rate, policy.burst, scope, gauge)
         });
         Self {
             local: LocalBuckets::new(policy.rate, policy.burst, keyed),

@@ -1,5 +1,6 @@
 //! The validated `rate_limit` policy of an upstream or route: plain data, no I/O.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::secret::Secret;
@@ -72,6 +73,22 @@ pub struct GlobalLimitPolicy {
     pub redis_url: Secret,
     /// What to decide while Redis is unreachable or slow.
     pub on_error: OnRedisError,
+    /// Trust and identity for a `rediss://` URL.
+    pub tls: RedisTlsPolicy,
+}
+
+/// TLS material for `rediss://`, as validated paths (read when the limiter is built). All
+/// `None`: the webpki roots and no client certificate.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RedisTlsPolicy {
+    /// PEM bundle of the roots that may sign the Redis server's certificate; replaces the
+    /// webpki roots (a private Redis usually has a private CA).
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate chain, for a Redis with `tls-auth-clients yes` (with
+    /// `client_key`).
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of `client_cert`.
+    pub client_key: Option<PathBuf>,
 }
 
 /// Fallback when the global limiter cannot reach Redis.

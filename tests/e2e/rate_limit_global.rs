@@ -1,7 +1,8 @@
 //! The global (Redis) rate limit through running servers and a real redis-server: three
 //! replicas share one bucket under load, a Redis outage falls back to the local bucket and
-//! recovers within a second, `on_error: allow | deny`, and the password in the Redis URL
-//! stays out of logs and /admin/config.
+//! recovers within a second, `on_error: allow | deny`, the password in the Redis URL
+//! stays out of logs and /admin/config, and `rediss://` (TLS, private CA, client certificate)
+//! decides globally while a wrong CA keeps the limiter in fallback with a log line saying why.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::support::binary::{free_port, rampart};
 use crate::support::client::{self, request};
-use crate::support::{Body, TestProxy, TestRedis, TestUpstream, empty};
+use crate::support::{Body, Metrics, TestCa, TestProxy, TestRedis, TestUpstream, empty};
 
 fn config(endpoint: &str, limit: &str) -> String {
     format!(
@@ -210,4 +211,97 @@ async fn the_redis_password_stays_out_of_logs_and_admin_config() {
         "logs name the Redis host:\n{output}"
     );
     assert!(!output.contains(password), "{output}");
+}
+
+/// `rate_limit` with a global bucket on `redis` and `tls` files (`{ ca_file: ..., ... }`).
+fn global_tls(rate: &str, burst: u32, redis: &str, tls: &str) -> String {
+    format!(
+        "{{ rate: {rate}, burst: {burst}, global: {{ redis: \"{redis}\", on_error: local, tls: {tls} }} }}"
+    )
+}
+
+#[tokio::test]
+async fn rediss_with_a_private_ca_and_a_client_certificate_shares_one_bucket() {
+    let ca = TestCa::new();
+    // The server refuses clients without a certificate from `ca`.
+    let Some(redis) = TestRedis::start_tls(&ca, true).await else {
+        return;
+    };
+    let up = TestUpstream::http1().await;
+    let tls = format!(
+        "{{ ca_file: \"{}\", client_cert: \"{}\", client_key: \"{}\" }}",
+        ca.ca_file().display(),
+        ca.client_cert_file().display(),
+        ca.client_key_file().display()
+    );
+    let yaml = config(&up.url(), &global_tls("1/m", 2, &redis.url(), &tls));
+    assert!(redis.url().starts_with("rediss://"), "{}", redis.url());
+    let (a, b) = (TestProxy::start(&yaml).await, TestProxy::start(&yaml).await);
+    until_global(&a, Duration::from_secs(5)).await;
+    until_global(&b, Duration::from_secs(5)).await;
+    // Each replica's local bucket holds 2: a 429 on b after two 200s on a is Redis's answer.
+    assert_eq!(
+        [get(&a).await, get(&a).await, get(&b).await, get(&b).await],
+        [200, 200, 429, 429],
+        "one bucket shared over TLS"
+    );
+    assert_eq!((fallback(&a), fallback(&b)), (0.0, 0.0));
+    assert_eq!(up.count(), 2);
+}
+
+#[tokio::test]
+async fn rediss_with_the_wrong_ca_stays_in_fallback_and_logs_why() {
+    let ca = TestCa::new();
+    let Some(redis) = TestRedis::start_tls(&ca, false).await else {
+        return;
+    };
+    let wrong = TestCa::new();
+    let up = TestUpstream::http1().await;
+    let (listen, admin) = (free_port(), free_port());
+    let tls = format!("{{ ca_file: \"{}\" }}", wrong.ca_file().display());
+    let yaml = format!(
+        "listen: 127.0.0.1:{listen}\nadmin: {{ listen: 127.0.0.1:{admin} }}\nshutdown: {{ drain_delay: 0s, timeout: 2s }}\n{}",
+        config(&up.url(), &global_tls("1/m", 1, &redis.url(), &tls))
+    );
+    let process = rampart(&["run"])
+        .env("RAMPART_LOG", "info")
+        .env("RAMPART_LOG_FORMAT", "json")
+        .config(&yaml)
+        .spawn();
+    let line = process
+        .wait_for_line("TLS with Redis failed", Duration::from_secs(10))
+        .await;
+    assert!(line.contains("\"level\":\"ERROR\""), "{line}");
+    assert!(
+        line.contains("invalid peer certificate"),
+        "the reason names the certificate: {line}"
+    );
+    assert!(
+        line.contains(&redis.addr().to_string()),
+        "and the Redis host: {line}"
+    );
+    assert!(
+        !process.output().contains("deciding in Redis"),
+        "{}",
+        process.output()
+    );
+    let m = Metrics::scrape(&format!("http://127.0.0.1:{admin}/metrics")).await;
+    assert_eq!(
+        m.value("rampart_rate_limit_global_fallback", &[("upstream", "svc")]),
+        Some(1.0)
+    );
+    // on_error: local decides with this replica's bucket of 1.
+    let url = format!("http://127.0.0.1:{listen}/p");
+    let mut codes = Vec::new();
+    for _ in 0..2 {
+        let req = request("GET", &url).header("host", "svc");
+        codes.push(
+            client::send(req.body(empty()).unwrap())
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(codes, [200, 429]);
 }

@@ -1,13 +1,17 @@
 //! Hot reload through the running server: new upstreams and routes, invalid files refused
 //! with the old config serving, state of unchanged upstreams kept, changed ones fresh,
 //! file-watch after an atomic rename, in-flight requests finishing on their old policy,
-//! dedicated listeners started and stopped, and no failed request while reloading under load.
+//! dedicated listeners started and stopped, no failed request while reloading under load, and
+//! /metrics without the series of removed upstreams, endpoints and global limits.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::breaker::breaker_action;
+use crate::support::binary::free_port;
 use crate::support::client::{self, request};
-use crate::support::{Reply, TestProxy, TestUpstream, empty};
+use crate::support::metrics::check_with_promtool;
+use crate::support::{Metrics, Reply, TestProxy, TestUpstream, empty};
 
 fn upstream(name: &str, url: &str, extra: &str) -> String {
     format!("  {name}:\n    endpoints: [\"{url}\"]\n    hosts: [{name}]\n{extra}")
@@ -253,4 +257,93 @@ async fn reloading_under_load_fails_no_request() {
         assert!(codes.unwrap().iter().all(|c| *c == 200));
     }
     assert_eq!(a.count(), 800);
+}
+
+/// /metrics as the admin listener serves it, checked by promtool when it is installed.
+async fn scrape(proxy: &TestProxy) -> (Metrics, String) {
+    let resp = client::get(&proxy.admin_url("/metrics")).await;
+    let text = client::text(&resp).to_owned();
+    check_with_promtool(&text).await;
+    (Metrics::parse(&text), text)
+}
+
+#[tokio::test]
+async fn a_removed_upstream_leaves_metrics_and_comes_back_at_zero_with_its_counters() {
+    let a = TestUpstream::http1().await;
+    let both = format!(
+        "upstreams:\n{}{}",
+        upstream("alpha", &a.url(), ""),
+        upstream("beta", &a.url(), "")
+    );
+    let proxy = TestProxy::start_file(&both).await;
+    assert_eq!(status(&proxy, "beta", "/").await, 200);
+    breaker_action(&proxy, "beta", "force-open").await;
+    let (m, _) = scrape(&proxy).await;
+    let state = |m: &Metrics, name| m.value("rampart_circuit_breaker_state", &[("upstream", name)]);
+    assert_eq!(state(&m, "beta"), Some(2.0));
+
+    proxy.write_config(&format!("upstreams:\n{}", upstream("alpha", &a.url(), "")));
+    proxy.app().reload().await.unwrap();
+    let (m, text) = scrape(&proxy).await;
+    assert!(
+        !text.contains("upstream=\"beta\""),
+        "beta's series are gone:\n{text}"
+    );
+    assert_eq!(state(&m, "alpha"), Some(0.0));
+    assert_eq!(
+        m.value("rampart_config_reloads_total", &[("result", "success")]),
+        Some(1.0)
+    );
+
+    proxy.write_config(&both);
+    proxy.app().reload().await.unwrap();
+    let (m, _) = scrape(&proxy).await;
+    assert_eq!(state(&m, "beta"), Some(0.0), "back, closed");
+    let beta_200 = [("upstream", "beta"), ("code", "200")];
+    assert_eq!(
+        m.value("rampart_requests_total", &beta_200),
+        Some(1.0),
+        "its counter continues (a Prometheus rate sees no reset)"
+    );
+    assert_eq!(status(&proxy, "beta", "/").await, 200);
+    let (m, _) = scrape(&proxy).await;
+    assert_eq!(m.value("rampart_requests_total", &beta_200), Some(2.0));
+}
+
+#[tokio::test]
+async fn a_reload_drops_the_series_of_removed_endpoints_and_global_limits() {
+    let (a, b) = (TestUpstream::http1().await, TestUpstream::http1().await);
+    // Nothing listens there: the global limiter stays in fallback (gauge 1).
+    let nowhere = format!("redis://127.0.0.1:{}/0", free_port());
+    let config = |endpoints: &str, limit: &str| {
+        format!(
+            "upstreams:\n  svc:\n    endpoints: [{endpoints}]\n    hosts: [svc]\n    circuit_breaker: {{ scope: endpoint }}\n{limit}"
+        )
+    };
+    let two = format!("\"{}\", \"{}\"", a.url(), b.url());
+    let limit = format!("    rate_limit: {{ rate: 10/s, global: {{ redis: \"{nowhere}\" }} }}\n");
+    let proxy = TestProxy::start_file(&config(&two, &limit)).await;
+    let endpoint = |m: &Metrics, url: &str| {
+        let labels = [("upstream", "svc"), ("endpoint", url)];
+        m.value("rampart_circuit_breaker_endpoint_state", &labels)
+    };
+    let fallback =
+        |m: &Metrics| m.value("rampart_rate_limit_global_fallback", &[("upstream", "svc")]);
+    let (m, _) = scrape(&proxy).await;
+    assert_eq!(
+        (endpoint(&m, &a.url()), endpoint(&m, &b.url())),
+        (Some(0.0), Some(0.0))
+    );
+    assert_eq!(fallback(&m), Some(1.0));
+
+    proxy.write_config(&config(&format!("\"{}\"", a.url()), ""));
+    proxy.app().reload().await.unwrap();
+    let (m, _) = scrape(&proxy).await;
+    assert_eq!(endpoint(&m, &a.url()), Some(0.0));
+    assert_eq!(endpoint(&m, &b.url()), None, "removed endpoint");
+    assert_eq!(fallback(&m), None, "no global limit, no fallback to report");
+    assert_eq!(
+        m.value("rampart_circuit_breaker_state", &[("upstream", "svc")]),
+        Some(0.0)
+    );
 }

@@ -118,6 +118,10 @@ fn the_dashboard_shows_breakers_traffic_retries_limits_and_latency() {
             "histogram_quantile(0.99, sum by (le) (rate(rampart_request_duration_seconds_bucket",
         ),
         ("timeseries", "rampart_requests_in_flight"),
+        (
+            "state-timeline",
+            "max by (upstream) (rampart_rate_limit_global_fallback",
+        ),
     ];
     for (kind, needle) in wanted {
         assert!(
@@ -125,14 +129,27 @@ fn the_dashboard_shows_breakers_traffic_retries_limits_and_latency() {
             "no {kind} panel reading {needle}"
         );
     }
-    let timeline = all.iter().find(|p| p["type"] == "state-timeline").unwrap();
-    let mappings = timeline["fieldConfig"]["defaults"]["mappings"][0]["options"].to_string();
-    for state in ["closed", "half-open", "open"] {
-        assert!(
-            mappings.contains(&format!("\"{state}\"")),
-            "state {state} is named"
-        );
-    }
+    let named = |metric: &str, states: &[&str]| {
+        let timeline = all
+            .iter()
+            .find(|p| {
+                p["type"] == "state-timeline"
+                    && p["targets"][0]["expr"].to_string().contains(metric)
+            })
+            .unwrap();
+        let mappings = timeline["fieldConfig"]["defaults"]["mappings"][0]["options"].to_string();
+        for state in states {
+            assert!(
+                mappings.contains(&format!("\"{state}\"")),
+                "{metric}: state {state} is named"
+            );
+        }
+    };
+    named(
+        "rampart_circuit_breaker_state",
+        &["closed", "half-open", "open"],
+    );
+    named("rampart_rate_limit_global_fallback", &["Redis", "fallback"]);
 }
 
 #[test]

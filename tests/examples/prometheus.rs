@@ -59,6 +59,7 @@ fn every_alert_is_tested_and_reads_only_exported_metrics() {
     for required in [
         "RampartCircuitBreakerOpen",
         "RampartRateLimitRejectionsRising",
+        "RampartRateLimitGlobalFallback",
         "RampartRetryBudgetExhausted",
         "RampartConfigReloadFailed",
     ] {

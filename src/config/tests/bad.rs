@@ -207,7 +207,8 @@ fn valid_pem_files_relative_to_the_config_directory_are_accepted() {
     std::fs::write(dir.path().join("client.key"), key.serialize_pem()).expect("write");
     let file = dir.path().join("rampart.yaml");
     let tls = "    tls: { ca_file: ca.pem, client_cert: client.pem, client_key: client.key }\n";
-    std::fs::write(&file, up(tls)).expect("write");
+    let global = "    rate_limit:\n      rate: 1/s\n      global:\n        redis: rediss://redis.internal:6380/0\n        tls: { ca_file: ca.pem, client_cert: client.pem, client_key: client.key }\n";
+    std::fs::write(&file, up(&format!("{tls}{global}"))).expect("write");
     let source = crate::config::ConfigSource::File(file);
     let config = crate::config::load(&source, &super::vars(&[])).expect("valid");
     let tls = &config.upstreams[0].tls;
@@ -215,4 +216,16 @@ fn valid_pem_files_relative_to_the_config_directory_are_accepted() {
         tls.ca_file.as_deref(),
         Some(dir.path().join("ca.pem").as_path())
     );
+    let limit = config.upstreams[0].rate_limit.as_ref().expect("rate limit");
+    let redis_tls = &limit.global.as_ref().expect("global").tls;
+    assert_eq!(
+        redis_tls.client_key.as_deref(),
+        Some(dir.path().join("client.key").as_path())
+    );
+    // /admin/config shows the paths, never what is in them.
+    let json = crate::config::json::effective_json(&config);
+    let shown = &json["upstreams"][0]["rate_limit"]["global"]["tls"];
+    let key_path = dir.path().join("client.key").display().to_string();
+    assert_eq!(shown["client_key"], key_path.as_str());
+    assert!(!json.to_string().contains("PRIVATE KEY"), "{json}");
 }

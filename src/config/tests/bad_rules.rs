@@ -182,6 +182,46 @@ pub(super) fn semantic_errors() -> Vec<Case> {
             "redis://",
         ),
         (
+            up(
+                "    rate_limit: { rate: 1/s, global: { redis: \"rediss://r:6380/0#insecure\" } }\n",
+            ),
+            "upstreams.payments.rate_limit.global.redis",
+            Some(4),
+            "fragment",
+        ),
+        (
+            up(
+                "    rate_limit: { rate: 1/s, global: { redis: \"rediss://r\", tls: { ca_file: /nonexistent/ca.pem } } }\n",
+            ),
+            "upstreams.payments.rate_limit.global.tls.ca_file",
+            Some(4),
+            "cannot read",
+        ),
+        (
+            up(
+                "    rate_limit: { rate: 1/s, global: { redis: \"rediss://r\", tls: { client_cert: /nonexistent/c.pem } } }\n",
+            ),
+            "upstreams.payments.rate_limit.global.tls.client_key",
+            None,
+            "required with client_cert",
+        ),
+        (
+            up(
+                "    rate_limit: { rate: 1/s, global: { redis: \"redis://r\", tls: { ca_file: /nonexistent/ca.pem } } }\n",
+            ),
+            "upstreams.payments.rate_limit.global.tls",
+            Some(4),
+            "needs a rediss:// URL",
+        ),
+        (
+            up(
+                "    rate_limit: { rate: 1/s, global: { redis: \"rediss://r\", tls: { server_name: r } } }\n",
+            ),
+            "upstreams.payments.rate_limit.global.tls.server_name",
+            Some(4),
+            "unknown field",
+        ),
+        (
             up("    circuit_breaker: { failure_rate: 150% }\n"),
             "upstreams.payments.circuit_breaker.failure_rate",
             Some(4),

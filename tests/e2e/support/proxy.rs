@@ -78,9 +78,11 @@ impl TestProxy {
 
     /// The metrics as /metrics renders them now.
     pub fn metrics(&self) -> Metrics {
-        let metrics = self.app().metrics();
-        metrics.upkeep();
-        Metrics::parse(&metrics.render())
+        let app = self.app();
+        Metrics::parse(&rampart::admin::scrape::render(
+            app.metrics(),
+            &app.router(),
+        ))
     }
 
     pub fn app(&self) -> &RunningApp {
