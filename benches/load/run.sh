@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# rampart beside direct, nginx, HAProxy and Caddy on this machine, with ../shared/bench:
+# one core each, 3 interleaved rounds, paths / and /4k, fixed rates 2000 and 5000 req/s.
+# Two rampart targets: the bench route alone (rampart-bench.yaml) and the same route among
+# 10,000 upstreams (cost independent of config size). Then 1,000 idle keep-alive client
+# connections against rampart alone (RSS). Writes results/<run>/table.md with the figures of
+# docs/performance.md. Needs ../shared/bench/setup.sh first (nginx, haproxy, caddy, wrk, oha).
+# Usage: benches/load/run.sh [extra bench.py args, e.g. --quick]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+root=$PWD
+harness=${BENCH_HARNESS:-$root/../shared/bench/bench.py}
+[ -f "$harness" ] || { echo "no harness at $harness" >&2; exit 1; }
+out=${OUT:-$root/benches/load/results/run-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$out"
+
+cargo build --release --locked --bin rampart >&2
+bin=$root/target/release/rampart
+python3 "$root/benches/load/many_upstreams.py" 10000 > "$out/rampart-10k.yaml"
+"$bin" validate -c "$out/rampart-10k.yaml" | head -n 3 >&2
+
+# The harness starts each target pinned to the proxy CPU; RAMPART_LOG=warn turns off the
+# per-request access log, as every peer runs with access logging off.
+cmd() { echo "RAMPART_LOG=warn BENCH_ADMIN_PORT=$2 exec $bin run -c $1"; }
+python3 "$harness" \
+    --target rampart=http://127.0.0.1:18090 \
+    --target-cmd rampart="$(cmd "$root/benches/load/rampart-bench.yaml" 18091)" \
+    --target rampart-10k=http://127.0.0.1:18092 \
+    --target-cmd rampart-10k="$(cmd "$out/rampart-10k.yaml" 18093)" \
+    --out "$out/harness" "$@"
+
+python3 "$root/benches/load/idle_connections.py" "$bin" "$root/benches/load/rampart-bench.yaml" 1000 \
+    > "$out/idle-connections.json"
+python3 "$root/benches/load/table.py" "$out/harness/results.json" "$out/idle-connections.json" \
+    | tee "$out/table.md"
