@@ -137,6 +137,15 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// `x-rampart-attempts` for `n` tries: the common counts are static (no allocation).
+pub fn attempts_value(n: u32) -> HeaderValue {
+    const SMALL: [&str; 11] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10"];
+    match SMALL.get(n as usize) {
+        Some(text) => HeaderValue::from_static(text),
+        None => HeaderValue::from(n),
+    }
+}
+
 /// The app's address as a header value, made once per connection for `x-forwarded-for`.
 pub fn client_ip_value(ip: IpAddr) -> HeaderValue {
     HeaderValue::try_from(ip.to_string()).expect("an IP address is a valid header value")
@@ -219,6 +228,13 @@ mod tests {
         assert_eq!(h[VIA], "1.1 rampart");
         assert_eq!(h[HOST], "svc:8080");
         assert_eq!(h[X_REQUEST_ID], "abc");
+    }
+
+    #[test]
+    fn attempt_counts_render_as_decimal() {
+        for n in [0, 1, 3, 10, 11, 250] {
+            assert_eq!(attempts_value(n), n.to_string().as_str());
+        }
     }
 
     #[test]

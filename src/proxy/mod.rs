@@ -266,7 +266,7 @@ fn finish(
     let headers = response.headers_mut();
     headers.insert(X_REQUEST_ID, done.request_id.clone());
     if done.upstream.is_some() {
-        headers.insert(X_RAMPART_ATTEMPTS, HeaderValue::from(done.attempts));
+        headers.insert(X_RAMPART_ATTEMPTS, headers::attempts_value(done.attempts));
     }
     let elapsed = done.started.elapsed();
     let status = response.status().as_u16();
