@@ -210,7 +210,6 @@ impl Upstream {
                     break result;
                 }
                 Decision::Retry { delay } => {
-                    self.metrics.retry(outcome);
                     tracing::debug!(
                         upstream = %self.name,
                         attempt = tries + 1,
@@ -221,7 +220,11 @@ impl Upstream {
                     drop(result);
                     tokio::time::sleep(delay).await;
                     match self.admit_try(Some(index), Instant::now()) {
-                        Ok(next) => admitted = Some(next),
+                        Ok(next) => {
+                            // Counted once made: a retry refused here is a skipped one.
+                            self.metrics.retry(outcome);
+                            admitted = Some(next);
+                        }
                         Err(rejected) => {
                             // Opened during the backoff: the retry is refused as a call.
                             self.metrics.retry_skipped(SkipReason::CircuitOpen);
