@@ -141,16 +141,19 @@ impl Upstream {
             let try_deadline = deadline.min(Instant::now() + timeouts.per_try);
             let (index, permit) = admitted.take().expect("every try is admitted first");
             let (result, index) = if hedge && tries == 0 {
-                tries += 2;
                 let parts = head.as_ref().expect("the first try keeps the head");
-                self.hedged(
-                    parts,
-                    &mut replay,
-                    retry.hedge_delay,
-                    (timeouts.per_try, deadline),
-                    (index, permit),
-                )
-                .await
+                let (result, index, made) = self
+                    .hedged(
+                        parts,
+                        &mut replay,
+                        retry.hedge_delay,
+                        (timeouts.per_try, deadline),
+                        (index, permit),
+                    )
+                    .await;
+                // One try, or two when the hedge went out.
+                tries += made;
+                (result, index)
             } else {
                 tries += 1;
                 let body = replay.take().unwrap_or_else(RequestBody::empty);
@@ -255,7 +258,8 @@ impl Upstream {
 
     /// The first try, plus a second one to another endpoint if no response came within
     /// `delay`; the first HTTP response wins and the other try is cancelled (dropped). A try
-    /// that fails without a response leaves the race to the other one.
+    /// that fails without a response leaves the race to the other one. Also returns the
+    /// endpoint of the try that decided and how many tries were made (1 or 2).
     async fn hedged(
         &self,
         parts: &http::request::Parts,
@@ -263,7 +267,7 @@ impl Upstream {
         delay: Duration,
         (per_try, deadline): (Duration, Instant),
         (first_index, first_permit): (usize, Option<TryPermit<'_>>),
-    ) -> (Result<Response<Incoming>, Outcome>, usize) {
+    ) -> (Result<Response<Incoming>, Outcome>, usize, u32) {
         let first_req = request_for_try(parts, replay.take().unwrap_or_else(RequestBody::empty));
         let first_deadline = deadline.min(Instant::now() + per_try);
         // Hedged bodies are buffered, so `Failed::AppBody` cannot happen here.
@@ -280,17 +284,17 @@ impl Upstream {
         };
         tokio::pin!(first);
         tokio::select! {
-            result = &mut first => return (result, first_index),
+            result = &mut first => return (result, first_index, 1),
             () = tokio::time::sleep(delay) => {}
         }
         if self.budget.as_ref().is_some_and(|b| !b.withdraw()) {
             self.metrics.retry_skipped(SkipReason::Budget);
-            return (first.await, first_index);
+            return (first.await, first_index, 1);
         }
         let Ok((second_index, second_permit)) = self.admit_try(Some(first_index), Instant::now())
         else {
             // The breaker opened meanwhile: no second try.
-            return (first.await, first_index);
+            return (first.await, first_index, 1);
         };
         let second_req = request_for_try(parts, replay.take().unwrap_or_else(RequestBody::empty));
         let second_deadline = deadline.min(Instant::now() + per_try);
@@ -317,7 +321,7 @@ impl Upstream {
             },
         };
         self.metrics.hedge(hedge_won);
-        (result, index)
+        (result, index, 2)
     }
 
     /// One try against one endpoint, until response headers or `deadline`; its outcome is
