@@ -9,6 +9,7 @@ mod breaker;
 mod headers;
 mod health;
 mod hostile;
+mod keep_alive;
 mod limits;
 mod protocols;
 mod rate_limit;
