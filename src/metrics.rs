@@ -246,7 +246,7 @@ pub struct UpstreamMetrics {
     pub duration: Histogram,
     /// `rampart_requests_in_flight`.
     pub in_flight: Gauge,
-    attempts: [Counter; 5],
+    attempts: [Counter; 6],
     /// `rampart_circuit_breaker_state`.
     pub breaker_state: Gauge,
     /// `rampart_concurrency_rejected_total`.
@@ -284,8 +284,15 @@ impl UpstreamMetrics {
                 ],
             )
         };
-        m.attempts = ["success", "http_error", "connect_error", "reset", "timeout"]
-            .map(|o| labelled("rampart_upstream_attempts_total", "outcome", o));
+        m.attempts = [
+            "success",
+            "http_error",
+            "connect_error",
+            "reset",
+            "timeout",
+            "cancelled",
+        ]
+        .map(|o| labelled("rampart_upstream_attempts_total", "outcome", o));
         m.retries = ["connect_failure", "reset", "timeout"]
             .map(|r| labelled("rampart_retries_total", "reason", r));
         m.skipped = SkipReason::ALL
@@ -357,6 +364,12 @@ impl UpstreamMetrics {
             Outcome::Timeout => 4,
         };
         self.attempts[i].increment(1);
+    }
+
+    /// Counts a try dropped before it had an outcome: the hedge that lost the race, or a try
+    /// whose app went away. It may or may not have reached the endpoint.
+    pub fn attempt_cancelled(&self) {
+        self.attempts[5].increment(1);
     }
 
     /// Counts a retry of a try that ended with `outcome`.

@@ -28,6 +28,7 @@ use tokio::time::Instant;
 
 use crate::breaker::TryPermit;
 use crate::error::ProxyError;
+use crate::metrics::UpstreamMetrics;
 use crate::outcome::Outcome;
 use crate::proxy::body::{RequestBody, ResponseBody};
 use crate::retry::replay::{self, Replay};
@@ -271,17 +272,15 @@ impl Upstream {
         let first_req = request_for_try(parts, replay.take().unwrap_or_else(RequestBody::empty));
         let first_deadline = deadline.min(Instant::now() + per_try);
         // Hedged bodies are buffered, so `Failed::AppBody` cannot happen here.
-        let first = async {
-            (self
-                .try_once(
-                    first_req,
-                    &self.endpoints[first_index],
-                    first_deadline,
-                    first_permit,
-                )
-                .await)
-                .map_err(Failed::outcome)
-        };
+        // Each try is created here, not inside an async block, so one dropped before it was
+        // ever polled still counts (as cancelled).
+        let first = self.try_once(
+            first_req,
+            &self.endpoints[first_index],
+            first_deadline,
+            first_permit,
+        );
+        let first = async { first.await.map_err(Failed::outcome) };
         tokio::pin!(first);
         tokio::select! {
             result = &mut first => return (result, first_index, 1),
@@ -298,17 +297,13 @@ impl Upstream {
         };
         let second_req = request_for_try(parts, replay.take().unwrap_or_else(RequestBody::empty));
         let second_deadline = deadline.min(Instant::now() + per_try);
-        let second = async {
-            (self
-                .try_once(
-                    second_req,
-                    &self.endpoints[second_index],
-                    second_deadline,
-                    second_permit,
-                )
-                .await)
-                .map_err(Failed::outcome)
-        };
+        let second = self.try_once(
+            second_req,
+            &self.endpoints[second_index],
+            second_deadline,
+            second_permit,
+        );
+        let second = async { second.await.map_err(Failed::outcome) };
         tokio::pin!(second);
         let (result, index, hedge_won) = tokio::select! {
             result = &mut first => match result {
@@ -325,19 +320,33 @@ impl Upstream {
     }
 
     /// One try against one endpoint, until response headers or `deadline`; its outcome is
-    /// recorded by the breaker that admitted it.
-    async fn try_once(
+    /// recorded by the breaker that admitted it. The try counts from when this is called: a
+    /// future dropped before its outcome, even unpolled, is counted as cancelled.
+    fn try_once<'a>(
+        &'a self,
+        req: Request<RequestBody>,
+        endpoint: &'a Endpoint,
+        deadline: Instant,
+        permit: Option<TryPermit<'a>>,
+    ) -> impl Future<Output = Result<Response<Incoming>, Failed>> + 'a {
+        let unfinished = Unfinished(Some(&self.metrics));
+        self.try_counted(req, endpoint, deadline, permit, unfinished)
+    }
+
+    async fn try_counted(
         &self,
         mut req: Request<RequestBody>,
         endpoint: &Endpoint,
         deadline: Instant,
         permit: Option<TryPermit<'_>>,
+        unfinished: Unfinished<'_>,
     ) -> Result<Response<Incoming>, Failed> {
         let _counted = endpoint.start();
         *req.uri_mut() = self.target_uri(endpoint, req.uri());
         *req.version_mut() = Version::HTTP_11;
         let outcome = match tokio::time::timeout_at(deadline, self.client.request(req)).await {
             Ok(Ok(response)) => {
+                unfinished.finish();
                 let outcome = Outcome::from_status(response.status());
                 self.metrics.attempt(outcome);
                 if let Some(permit) = permit {
@@ -346,6 +355,7 @@ impl Upstream {
                 return Ok(response);
             }
             Ok(Err(e)) if app_body_failed(&e) => {
+                unfinished.finish();
                 tracing::debug!(upstream = %self.name, error = %e, "the app's request body failed");
                 return Err(Failed::AppBody);
             }
@@ -353,6 +363,7 @@ impl Upstream {
             Ok(Err(_)) => Outcome::Reset,
             Err(_) => Outcome::Timeout,
         };
+        unfinished.finish();
         self.metrics.attempt(outcome);
         if let Some(permit) = permit {
             permit.record(outcome, Instant::now());
@@ -377,6 +388,25 @@ impl Upstream {
         parts.authority = Some(endpoint.authority.clone());
         parts.path_and_query = Some(path_and_query);
         Uri::from_parts(parts).expect("scheme, authority and path are all set")
+    }
+}
+
+/// Counts a try as `cancelled` when it is dropped before it has an outcome: the hedge that
+/// lost the race, or a try whose app went away.
+struct Unfinished<'a>(Option<&'a UpstreamMetrics>);
+
+impl Unfinished<'_> {
+    /// The try has an outcome, counted by the caller.
+    fn finish(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if let Some(metrics) = self.0 {
+            metrics.attempt_cancelled();
+        }
     }
 }
 

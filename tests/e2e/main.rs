@@ -5,6 +5,7 @@
 mod support;
 
 mod admin;
+mod attempts;
 mod breaker;
 mod headers;
 mod health;
