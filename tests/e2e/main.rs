@@ -7,6 +7,7 @@ mod support;
 mod admin;
 mod attempts;
 mod breaker;
+mod chaos;
 mod headers;
 mod health;
 mod hostile;
