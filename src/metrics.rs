@@ -366,8 +366,9 @@ impl UpstreamMetrics {
         self.attempts[i].increment(1);
     }
 
-    /// Counts a try dropped before it had an outcome: the hedge that lost the race, or a try
-    /// whose app went away. It may or may not have reached the endpoint.
+    /// Counts a try that ended without an outcome of the endpoint's: the hedge that lost the
+    /// race, a try whose app went away or whose app's body broke. It may or may not have
+    /// reached the endpoint.
     pub fn attempt_cancelled(&self) {
         self.attempts[5].increment(1);
     }

@@ -355,7 +355,7 @@ impl Upstream {
                 return Ok(response);
             }
             Ok(Err(e)) if app_body_failed(&e) => {
-                unfinished.finish();
+                // Not the endpoint's outcome: the try counts as cancelled (`unfinished`).
                 tracing::debug!(upstream = %self.name, error = %e, "the app's request body failed");
                 return Err(Failed::AppBody);
             }
@@ -391,8 +391,8 @@ impl Upstream {
     }
 }
 
-/// Counts a try as `cancelled` when it is dropped before it has an outcome: the hedge that
-/// lost the race, or a try whose app went away.
+/// Counts a try as `cancelled` when it ends without an outcome of the endpoint's: the hedge
+/// that lost the race, a try whose app went away or whose app's body broke.
 struct Unfinished<'a>(Option<&'a UpstreamMetrics>);
 
 impl Unfinished<'_> {

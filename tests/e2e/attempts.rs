@@ -1,7 +1,8 @@
-//! `rampart_upstream_attempts_total` counts every try once, the ones dropped before they had
-//! an outcome included (`outcome="cancelled"`: the try a hedge beat, a try whose app went
-//! away), so it agrees with `x-rampart-attempts` and with what the endpoints received. Found
-//! by the chaos suite, where such tries went uncounted.
+//! `rampart_upstream_attempts_total` counts every try once, the ones that ended without an
+//! outcome of the endpoint's included (`outcome="cancelled"`: the try a hedge beat, a try
+//! whose app went away or whose app's body broke), so it agrees with `x-rampart-attempts` and
+//! with what the endpoints received. Found by the chaos suite and the soak, where such tries
+//! went uncounted.
 
 use std::time::Duration;
 
@@ -87,4 +88,26 @@ async fn a_try_whose_app_went_away_counts_as_cancelled() {
         m.value("rampart_requests_in_flight", &[("upstream", "svc")]),
         Some(0.0)
     );
+}
+
+#[tokio::test]
+async fn a_try_cut_short_by_the_apps_broken_body_counts_as_cancelled() {
+    let up = TestUpstream::http1().await;
+    // One try: the body streams to the endpoint instead of being buffered first.
+    let yaml = format!(
+        "upstreams:\n  svc:\n    endpoints: [\"{}\"]\n    hosts: [svc]\n    retry: {{ attempts: 1 }}\n",
+        up.url()
+    );
+    let proxy = TestProxy::start(&yaml).await;
+    let request = "POST /x HTTP/1.1\r\nhost: svc\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n";
+    let answer = client::raw(proxy.addr, request.as_bytes(), Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let m = proxy.metrics();
+    assert_eq!(
+        outcome(&m, "cancelled"),
+        1.0,
+        "the app's, not the endpoint's"
+    );
+    let all = m.sum("rampart_upstream_attempts_total", &[("upstream", "svc")]);
+    assert_eq!(all, 1.0);
 }
