@@ -226,8 +226,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
 /// Serves requests one after another until a fault ends the connection or the peer closes.
 async fn serve(mut conn: BufReader<TcpStream>, state: Arc<State>) {
     let tuning = state.tuning;
-    while let Some(head) = read_request(&mut conn).await {
-        state.record(&head);
+    while let Some(head) = read_request(&mut conn, &state).await {
         let id = head.id.unwrap_or(0);
         let Some(fault) = head.fault else {
             let _ = respond(&mut conn, 404, id, b"").await;
@@ -267,9 +266,7 @@ async fn serve(mut conn: BufReader<TcpStream>, state: Arc<State>) {
                 let _ = respond(&mut conn, 200, id, &body_for(id, OK_LEN)).await;
                 let _ = conn.get_mut().shutdown().await;
                 // Whatever still arrives is received and never answered.
-                while let Some(head) = read_request(&mut conn).await {
-                    state.record(&head);
-                }
+                while read_request(&mut conn, &state).await.is_some() {}
                 return;
             }
             Fault::Hang => {
@@ -285,8 +282,9 @@ async fn serve(mut conn: BufReader<TcpStream>, state: Arc<State>) {
 }
 
 /// Reads one request (head, and a body framed by Content-Length or chunked); `None` when the
-/// peer closed or sent something unreadable.
-async fn read_request(conn: &mut BufReader<TcpStream>) -> Option<Head> {
+/// peer closed or sent something unreadable. A request counts as received once its head is
+/// read: a body that breaks off (the proxy's try was cut short) does not undo that.
+async fn read_request(conn: &mut BufReader<TcpStream>, state: &State) -> Option<Head> {
     let mut line = String::new();
     let mut read = 0;
     let mut next_line = async |line: &mut String| {
@@ -314,6 +312,11 @@ async fn read_request(conn: &mut BufReader<TcpStream>) -> Option<Head> {
             chunked = value.eq_ignore_ascii_case("chunked");
         }
     }
+    let head = Head {
+        fault: Fault::from_path(&path),
+        id,
+    };
+    state.record(&head);
     if chunked {
         loop {
             line.clear();
@@ -330,10 +333,7 @@ async fn read_request(conn: &mut BufReader<TcpStream>) -> Option<Head> {
         let mut body = vec![0u8; length];
         conn.read_exact(&mut body).await.ok()?;
     }
-    Some(Head {
-        fault: Fault::from_path(&path),
-        id,
-    })
+    Some(head)
 }
 
 async fn write_head(
