@@ -25,7 +25,7 @@ pub struct UpstreamMetrics {
     pub duration: Histogram,
     /// `rampart_requests_in_flight`.
     pub in_flight: Gauge,
-    attempts: [Counter; 5],
+    attempts: [Counter; 6],
     /// `rampart_circuit_breaker_state`.
     pub breaker_state: Gauge,
     /// `rampart_concurrency_rejected_total`.
@@ -65,8 +65,15 @@ impl UpstreamMetrics {
                 ],
             )
         };
-        m.attempts = ["success", "http_error", "connect_error", "reset", "timeout"]
-            .map(|o| labelled("rampart_upstream_attempts_total", "outcome", o));
+        m.attempts = [
+            "success",
+            "http_error",
+            "connect_error",
+            "reset",
+            "timeout",
+            "cancelled",
+        ]
+        .map(|o| labelled("rampart_upstream_attempts_total", "outcome", o));
         m.retries = ["connect_failure", "reset", "timeout"]
             .map(|r| labelled("rampart_retries_total", "reason", r));
         m.skipped = SkipReason::ALL
@@ -138,6 +145,13 @@ impl UpstreamMetrics {
             Outcome::Timeout => 4,
         };
         self.attempts[i].increment(1);
+    }
+
+    /// Counts a try that ended without an outcome of the endpoint's: the hedge that lost the
+    /// race, a try whose app went away or whose app's body broke. It may or may not have
+    /// reached the endpoint.
+    pub fn attempt_cancelled(&self) {
+        self.attempts[5].increment(1);
     }
 
     /// Counts a retry of a try that ended with `outcome`.

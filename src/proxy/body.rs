@@ -7,8 +7,8 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 
+use crate::proxy::app_body::AppBody;
 use crate::upstream::InFlight;
 use crate::upstream::pool::PooledBody;
 
@@ -84,7 +84,7 @@ impl Body for ResponseBody {
 #[derive(Debug)]
 pub enum RequestBody {
     /// The app's body, streamed (not replayable).
-    Streaming(Incoming),
+    Streaming(AppBody),
     /// A body buffered for replay (retries); cheap to clone.
     Buffered(Option<Bytes>),
     /// A body that outgrew the replay buffer: what was read, then the rest of the stream.
@@ -92,7 +92,7 @@ pub enum RequestBody {
         /// Chunks already read while trying to buffer, sent first.
         prefix: std::collections::VecDeque<Bytes>,
         /// The remainder, streamed.
-        rest: Incoming,
+        rest: AppBody,
     },
 }
 

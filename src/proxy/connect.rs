@@ -7,7 +7,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
@@ -21,10 +20,10 @@ use crate::upstream::Upstream;
 
 /// Opens the TCP connection, answers 200, and splices the upgraded client connection to it
 /// in a task that shutdown can wait for and cut.
-pub async fn tunnel(
+pub async fn tunnel<B>(
     shared: &Shared,
     upstream: &Arc<Upstream>,
-    req: Request<Incoming>,
+    req: Request<B>,
     client: IpAddr,
 ) -> Result<Response<ResponseBody>, ProxyError> {
     let authority = req

@@ -1,6 +1,7 @@
 //! The per-request service on every client connection: request id, overrides, routing, the
 //! upstream stack, generated answers, `requests_total`, and one access-log event.
 
+pub mod app_body;
 pub mod body;
 pub mod connect;
 pub mod head;
@@ -28,6 +29,7 @@ use crate::metrics::{Metrics, UpstreamMetrics};
 use crate::routing::{Miss, RouteKey, Router};
 use crate::secret::Secret;
 use crate::upstream::{Exchange, Forward, Upstream};
+use app_body::{AppBody, Unread};
 use body::{RequestBody, ResponseBody};
 use headers::{X_RAMPART_ATTEMPTS, X_RAMPART_UPSTREAM, X_REQUEST_ID};
 
@@ -144,6 +146,8 @@ struct Done<'a> {
     method: &'a Method,
     upstream: Option<&'a Arc<Upstream>>,
     attempts: u32,
+    /// Whether the request body is unfinished beyond what rampart reads to its end.
+    unread: &'a Unread,
 }
 
 async fn handle(
@@ -157,12 +161,16 @@ async fn handle(
         _ => headers::new_request_id(),
     };
     let method = req.method().clone();
+    let (parts, body) = req.into_parts();
+    let (body, unread) = AppBody::new(body, parts.version, &parts.headers);
+    let req = Request::from_parts(parts, body);
     let done = |upstream, attempts| Done {
         started,
         request_id: &request_id,
         method: &method,
         upstream,
         attempts,
+        unread: &unread,
     };
 
     if headers::head_size(req.method(), req.uri(), req.headers())
@@ -267,6 +275,9 @@ fn finish(
     headers.insert(X_REQUEST_ID, done.request_id.clone());
     if done.upstream.is_some() {
         headers.insert(X_RAMPART_ATTEMPTS, headers::attempts_value(done.attempts));
+    }
+    if done.unread.must_close() {
+        headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
     let elapsed = done.started.elapsed();
     let status = response.status().as_u16();

@@ -5,12 +5,11 @@
 
 use std::collections::VecDeque;
 
+use crate::proxy::app_body::AppBody;
+use crate::proxy::body::RequestBody;
 use bytes::{Bytes, BytesMut};
 use http_body::Body;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
-
-use crate::proxy::body::RequestBody;
 
 /// A request body ready for the tries.
 #[derive(Debug)]
@@ -44,7 +43,7 @@ impl Replay {
 
 /// Reads up to `max` bytes of `body` into memory; past that, returns what was read followed
 /// by the rest as a stream.
-pub async fn prepare(body: Incoming, max: u64) -> Result<Replay, hyper::Error> {
+pub async fn prepare(body: AppBody, max: u64) -> Result<Replay, hyper::Error> {
     if body.is_end_stream() {
         return Ok(Replay::Buffered(None));
     }

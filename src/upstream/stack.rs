@@ -27,6 +27,7 @@ use tokio::time::Instant;
 
 use crate::breaker::TryPermit;
 use crate::error::ProxyError;
+use crate::metrics::UpstreamMetrics;
 use crate::outcome::Outcome;
 use crate::proxy::body::{RequestBody, ResponseBody};
 use crate::retry::replay::{self, Replay};
@@ -141,18 +142,20 @@ impl Upstream {
             let try_deadline = deadline.min(Instant::now() + timeouts.per_try);
             let (index, permit) = admitted.take().expect("every try is admitted first");
             let (result, index) = if hedge && tries == 0 {
-                tries += 2;
                 let parts = head.as_ref().expect("the first try keeps the head");
                 // Boxed: two tries in one future; inline, every request's future would carry
                 // their size.
-                Box::pin(self.hedged(
+                let (result, index, made) = Box::pin(self.hedged(
                     parts,
                     &mut replay,
                     retry.hedge_delay,
                     (timeouts.per_try, deadline),
                     (index, permit),
                 ))
-                .await
+                .await;
+                // One try, or two when the hedge went out.
+                tries += made;
+                (result, index)
             } else {
                 tries += 1;
                 let body = replay.take().unwrap_or_else(RequestBody::empty);
@@ -212,7 +215,6 @@ impl Upstream {
                     break result;
                 }
                 Decision::Retry { delay } => {
-                    self.metrics.retry(outcome);
                     tracing::debug!(
                         upstream = %self.name,
                         attempt = tries + 1,
@@ -223,7 +225,11 @@ impl Upstream {
                     drop(result);
                     tokio::time::sleep(delay).await;
                     match self.admit_try(Some(index), Instant::now()) {
-                        Ok(next) => admitted = Some(next),
+                        Ok(next) => {
+                            // Counted once made: a retry refused here is a skipped one.
+                            self.metrics.retry(outcome);
+                            admitted = Some(next);
+                        }
                         Err(rejected) => {
                             // Opened during the backoff: the retry is refused as a call.
                             self.metrics.retry_skipped(SkipReason::CircuitOpen);
@@ -254,7 +260,8 @@ impl Upstream {
 
     /// The first try, plus a second one to another endpoint if no response came within
     /// `delay`; the first HTTP response wins and the other try is cancelled (dropped). A try
-    /// that fails without a response leaves the race to the other one.
+    /// that fails without a response leaves the race to the other one. Also returns the
+    /// endpoint of the try that decided and how many tries were made (1 or 2).
     async fn hedged(
         &self,
         parts: &http::request::Parts,
@@ -262,48 +269,42 @@ impl Upstream {
         delay: Duration,
         (per_try, deadline): (Duration, Instant),
         (first_index, first_permit): (usize, Option<TryPermit<'_>>),
-    ) -> (Result<Response<PooledBody>, Outcome>, usize) {
+    ) -> (Result<Response<PooledBody>, Outcome>, usize, u32) {
         let first_req = request_for_try(parts, replay.take().unwrap_or_else(RequestBody::empty));
         let first_deadline = deadline.min(Instant::now() + per_try);
         // Hedged bodies are buffered, so `Failed::AppBody` cannot happen here.
-        let first = async {
-            (self
-                .try_once(
-                    first_req,
-                    &self.endpoints[first_index],
-                    first_deadline,
-                    first_permit,
-                )
-                .await)
-                .map_err(Failed::outcome)
-        };
+        // Each try is created here, not inside an async block, so one dropped before it was
+        // ever polled still counts (as cancelled).
+        let first = self.try_once(
+            first_req,
+            &self.endpoints[first_index],
+            first_deadline,
+            first_permit,
+        );
+        let first = async { first.await.map_err(Failed::outcome) };
         tokio::pin!(first);
         tokio::select! {
-            result = &mut first => return (result, first_index),
+            result = &mut first => return (result, first_index, 1),
             () = tokio::time::sleep(delay) => {}
         }
         if self.budget.as_ref().is_some_and(|b| !b.withdraw()) {
             self.metrics.retry_skipped(SkipReason::Budget);
-            return (first.await, first_index);
+            return (first.await, first_index, 1);
         }
         let Ok((second_index, second_permit)) = self.admit_try(Some(first_index), Instant::now())
         else {
             // The breaker opened meanwhile: no second try.
-            return (first.await, first_index);
+            return (first.await, first_index, 1);
         };
         let second_req = request_for_try(parts, replay.take().unwrap_or_else(RequestBody::empty));
         let second_deadline = deadline.min(Instant::now() + per_try);
-        let second = async {
-            (self
-                .try_once(
-                    second_req,
-                    &self.endpoints[second_index],
-                    second_deadline,
-                    second_permit,
-                )
-                .await)
-                .map_err(Failed::outcome)
-        };
+        let second = self.try_once(
+            second_req,
+            &self.endpoints[second_index],
+            second_deadline,
+            second_permit,
+        );
+        let second = async { second.await.map_err(Failed::outcome) };
         tokio::pin!(second);
         let (result, index, hedge_won) = tokio::select! {
             result = &mut first => match result {
@@ -316,17 +317,30 @@ impl Upstream {
             },
         };
         self.metrics.hedge(hedge_won);
-        (result, index)
+        (result, index, 2)
     }
 
     /// One try against one endpoint, until response headers or `deadline`; its outcome is
-    /// recorded by the breaker that admitted it.
-    async fn try_once(
+    /// recorded by the breaker that admitted it. The try counts from when this is called: a
+    /// future dropped before its outcome, even unpolled, is counted as cancelled.
+    fn try_once<'a>(
+        &'a self,
+        req: Request<RequestBody>,
+        endpoint: &'a Endpoint,
+        deadline: Instant,
+        permit: Option<TryPermit<'a>>,
+    ) -> impl Future<Output = Result<Response<PooledBody>, Failed>> + 'a {
+        let unfinished = Unfinished(Some(&self.metrics));
+        self.try_counted(req, endpoint, deadline, permit, unfinished)
+    }
+
+    async fn try_counted(
         &self,
         mut req: Request<RequestBody>,
         endpoint: &Endpoint,
         deadline: Instant,
         permit: Option<TryPermit<'_>>,
+        unfinished: Unfinished<'_>,
     ) -> Result<Response<PooledBody>, Failed> {
         let _counted = endpoint.start();
         *req.uri_mut() = self.target_uri(endpoint, req.uri());
@@ -335,6 +349,7 @@ impl Upstream {
         let sent = Box::pin(endpoint.pool.send(&self.client, endpoint, req));
         let outcome = match tokio::time::timeout_at(deadline, sent).await {
             Ok(Ok(response)) => {
+                unfinished.finish();
                 let outcome = Outcome::from_status(response.status());
                 self.metrics.attempt(outcome);
                 if let Some(permit) = permit {
@@ -344,7 +359,7 @@ impl Upstream {
             }
             Ok(Err(SendError::Request(e))) if e.is_user() => {
                 // The app's own body (a malformed chunk, an aborted upload) failed, not the
-                // endpoint.
+                // endpoint: the try counts as cancelled (`unfinished`).
                 tracing::debug!(upstream = %self.name, error = %e, "the app's request body failed");
                 return Err(Failed::AppBody);
             }
@@ -358,6 +373,7 @@ impl Upstream {
             }
             Err(_) => Outcome::Timeout,
         };
+        unfinished.finish();
         self.metrics.attempt(outcome);
         if let Some(permit) = permit {
             permit.record(outcome, Instant::now());
@@ -382,6 +398,25 @@ impl Upstream {
         parts.authority = Some(endpoint.authority.clone());
         parts.path_and_query = Some(path_and_query);
         Uri::from_parts(parts).expect("scheme, authority and path are all set")
+    }
+}
+
+/// Counts a try as `cancelled` when it ends without an outcome of the endpoint's: the hedge
+/// that lost the race, a try whose app went away or whose app's body broke.
+struct Unfinished<'a>(Option<&'a UpstreamMetrics>);
+
+impl Unfinished<'_> {
+    /// The try has an outcome, counted by the caller.
+    fn finish(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if let Some(metrics) = self.0 {
+            metrics.attempt_cancelled();
+        }
     }
 }
 

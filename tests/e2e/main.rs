@@ -5,10 +5,13 @@
 mod support;
 
 mod admin;
+mod attempts;
 mod breaker;
+mod chaos;
 mod headers;
 mod health;
 mod hostile;
+mod keep_alive;
 mod limits;
 mod pool;
 mod protocols;

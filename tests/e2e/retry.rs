@@ -459,3 +459,33 @@ async fn the_timeout_header_shortens_the_deadline_and_cannot_lengthen_it() {
     );
     assert!(up.last().header("x-rampart-timeout-ms").is_none());
 }
+
+/// Found by the chaos suite: a hedged request answered before the hedge delay reported
+/// `x-rampart-attempts: 2` for its one try, and lost one of its retries to the hedge that
+/// never went out.
+#[tokio::test]
+async fn a_hedge_that_never_went_out_is_not_a_try() {
+    let a = TestUpstream::http1().await;
+    let b = TestUpstream::http1().await;
+    let yaml = format!(
+        "upstreams:\n  svc:\n    endpoints: [\"{}\", \"{}\"]\n    hosts: [svc]\n    retry: {{ attempts: 3, backoff: {{ strategy: fixed, base: 1ms, max: 1ms }}, hedge: {{ delay: 500ms }} }}\n",
+        a.url(),
+        b.url()
+    );
+    let proxy = TestProxy::start(&yaml).await;
+    let resp = call(&proxy, "GET", &[], None).await;
+    assert_eq!((resp.status().as_u16(), attempts(&resp)), (200, "1"));
+    assert_eq!(a.count() + b.count(), 1);
+
+    // Every try answers 503 at once: three tries, the last 503 passed through.
+    a.set_default(Reply::status(503));
+    b.set_default(Reply::status(503));
+    let resp = call(&proxy, "GET", &[], None).await;
+    assert_eq!((resp.status().as_u16(), attempts(&resp)), (503, "3"));
+    assert_eq!(a.count() + b.count(), 4);
+    let m = proxy.metrics();
+    let up = [("upstream", "svc")];
+    assert_eq!(m.sum("rampart_upstream_attempts_total", &up), 4.0);
+    assert_eq!(m.sum("rampart_retries_total", &up), 2.0);
+    assert_eq!(m.sum("rampart_hedges_total", &up), 0.0);
+}

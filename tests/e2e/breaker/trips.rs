@@ -1,5 +1,6 @@
 //! The three trip rules, Retry-After on `circuit_open`, recovery through probes, a failed
-//! probe re-opening for longer, retries stopped by an opening breaker, and dry run.
+//! probe re-opening for longer, retries stopped by an opening breaker (also during their
+//! backoff), and dry run.
 
 use std::time::Duration;
 
@@ -163,6 +164,50 @@ async fn a_breaker_that_opens_stops_the_retries() {
             &[("upstream", "svc"), ("reason", "circuit_open")]
         ),
         Some(1.0)
+    );
+}
+
+/// Found by the chaos suite: a retry refused because another request opened the breaker
+/// during its backoff was counted twice, in `retries_total` and in `retries_skipped_total`.
+#[tokio::test]
+async fn a_retry_refused_after_its_backoff_is_skipped_not_made() {
+    let up = TestUpstream::http1().await;
+    up.set_default(Reply::status(503));
+    let yaml = format!(
+        "upstreams:\n{}",
+        upstream(
+            "svc",
+            &[up.url()],
+            "    retry: { attempts: 2, backoff: { strategy: fixed, base: 1s, max: 1s } }\n    circuit_breaker: { consecutive_failures: 2, failure_rate: off }\n",
+        )
+    );
+    let proxy = std::sync::Arc::new(TestProxy::start(&yaml).await);
+    // The first request fails once and waits out its 1 s backoff; the second one's failure
+    // opens the breaker meanwhile (whichever of the two is recorded second opens it and is
+    // not retried; the other one's retry is refused after its backoff).
+    let first = tokio::spawn({
+        let proxy = proxy.clone();
+        async move { get(&proxy, "svc").await }
+    });
+    up.wait_for(1).await;
+    let second = get(&proxy, "svc").await;
+    let first = first.await.unwrap();
+    let mut answers = [first, second].map(|r| (r.status().as_u16(), error_code(&r).to_owned()));
+    answers.sort();
+    assert_eq!(
+        answers,
+        [(503, String::new()), (503, "circuit_open".to_owned())]
+    );
+    assert_eq!(up.count(), 2);
+    let m = scrape(&proxy).await;
+    let retries = m.sum("rampart_retries_total", &[("upstream", "svc")]);
+    assert_eq!(retries, 0.0, "no retry was made");
+    assert_eq!(
+        m.value(
+            "rampart_retries_skipped_total",
+            &[("upstream", "svc"), ("reason", "circuit_open")]
+        ),
+        Some(2.0)
     );
 }
 

@@ -214,6 +214,59 @@ impl Process {
         std::fs::write(self.config_path(), yaml).unwrap();
     }
 
+    /// True while the process has not exited (reaps it when it has).
+    pub fn is_running(&mut self) -> bool {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().unwrap();
+        }
+        self.status.is_none()
+    }
+
+    /// What each open file descriptor refers to (`socket:[123]`, `pipe:[45]`...), from
+    /// `/proc/PID/fd`.
+    pub fn open_fds(&self) -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .expect("/proc/PID/fd")
+            .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+            .map(|target| target.display().to_string())
+            .collect()
+    }
+
+    /// TCP connections the process holds open (any state but LISTEN): its descriptors'
+    /// socket inodes looked up in `/proc/net/tcp` and `tcp6`.
+    pub fn tcp_connections(&self) -> usize {
+        let inodes: Vec<String> = self
+            .open_fds()
+            .iter()
+            .filter_map(|fd| fd.strip_prefix("socket:[")?.strip_suffix(']'))
+            .map(str::to_owned)
+            .collect();
+        let mut count = 0;
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            let text = std::fs::read_to_string(table).unwrap_or_default();
+            for line in text.lines().skip(1) {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                const LISTEN: &str = "0A";
+                if fields.len() > 9 && fields[3] != LISTEN && inodes.iter().any(|i| i == fields[9])
+                {
+                    count += 1;
+                }
+            }
+        }
+        count
+    }
+
+    /// Resident set size in KiB, from `VmRSS` in `/proc/PID/status`.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("/proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("a VmRSS line")
+    }
+
     /// stdout and stderr so far.
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()

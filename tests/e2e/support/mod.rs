@@ -5,6 +5,7 @@
 pub mod binary;
 pub mod body;
 pub mod client;
+pub mod fault_upstream;
 pub mod metrics;
 pub mod proxy;
 pub mod raw_upstream;
