@@ -140,6 +140,7 @@ impl hyper::service::Service<Request<Incoming>> for ProxyService {
 }
 
 /// What the access log and metrics need to know about a finished request.
+#[derive(Clone, Copy)]
 struct Done<'a> {
     started: Instant,
     request_id: &'a HeaderValue,
@@ -191,8 +192,9 @@ async fn handle(
         Err(e) => return finish(shared, done(None, 0), Err(e)),
     };
     if req.method() == Method::CONNECT {
+        let waiting = Abandoned::arm(shared, done(Some(&upstream), 1));
         let result = connect::tunnel(shared, &upstream, req, conn.client.ip()).await;
-        return finish(shared, done(Some(&upstream), 1), result);
+        return finish(shared, waiting.disarm(), result);
     }
 
     let fwd = Forward {
@@ -211,7 +213,12 @@ async fn handle(
     );
     let version = parts.version;
     let req = Request::from_parts(parts, RequestBody::Streaming(body));
+    let waiting = Abandoned::arm(shared, done(Some(&upstream), 0));
     let Exchange { result, attempts } = upstream.call(req, fwd, &shared.router).await;
+    let done = Done {
+        attempts,
+        ..waiting.disarm()
+    };
     let result = result.map(|mut response| {
         // Answer in the app's HTTP version, not the upstream's: an HTTP/1.0 upstream must not
         // make the app's keep-alive connection close.
@@ -219,7 +226,49 @@ async fn handle(
         headers::prepare_response(response.headers_mut(), version);
         response
     });
-    finish(shared, done(Some(&upstream), attempts), result)
+    finish(shared, done, result)
+}
+
+/// The status logged and counted for a request whose app went away first (nginx's 499).
+const CLIENT_CLOSED: u16 = 499;
+
+/// Held across the awaits on the upstream: when the app closes its connection (or resets
+/// its h2 stream) hyper drops the handler future and `finish` never runs, so this counts
+/// the request and writes its access-log line instead. Without it, abandoned requests
+/// (often the slow ones an operator is hunting) would vanish from logs and metrics.
+struct Abandoned<'a> {
+    shared: &'a Shared,
+    done: Done<'a>,
+    armed: bool,
+}
+
+impl<'a> Abandoned<'a> {
+    fn arm(shared: &'a Shared, done: Done<'a>) -> Self {
+        Self {
+            shared,
+            done,
+            armed: true,
+        }
+    }
+
+    /// The upstream answered (or failed) while the app was still there.
+    fn disarm(mut self) -> Done<'a> {
+        self.armed = false;
+        self.done
+    }
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            record(
+                self.shared,
+                &self.done,
+                CLIENT_CLOSED,
+                Some("client_closed"),
+            );
+        }
+    }
 }
 
 /// Chooses the upstream for a request head that passes [`head::inspect`]: the dedicated
@@ -279,8 +328,14 @@ fn finish(
     if done.unread.must_close() {
         headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
+    record(shared, &done, response.status().as_u16(), error);
+    response
+}
+
+/// Counts the request in `rampart_requests_total` and the duration histogram, and writes
+/// its one access-log event.
+fn record(shared: &Shared, done: &Done<'_>, status: u16, error: Option<&str>) {
     let elapsed = done.started.elapsed();
-    let status = response.status().as_u16();
     let metrics: &UpstreamMetrics = match done.upstream {
         Some(u) => u.metrics(),
         None => shared.metrics.unrouted(),
@@ -296,5 +351,4 @@ fn finish(
         duration_ms = elapsed.as_secs_f64() * 1000.0,
         error = error.unwrap_or(""),
     );
-    response
 }

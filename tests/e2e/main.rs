@@ -4,6 +4,7 @@
 
 mod support;
 
+mod abandoned;
 mod admin;
 mod attempts;
 mod breaker;
