@@ -31,6 +31,9 @@ pub enum ReloadError {
     /// An upstream could not be built.
     #[error("{0}")]
     Build(#[from] StartError),
+    /// The blocking thread that parses the file panicked or was cancelled.
+    #[error("config reload task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 impl ReloadError {
@@ -154,12 +157,23 @@ impl Reloader {
             None => return Err(ReloadError::NoFile("an in-memory config".into())),
         };
         let mut current = self.current.lock().await;
-        let new = config::load(source, &config::env_lookup)?;
+        let old_router = self.shared.router.load_full();
+        // Parsing, validating and building 10,000 upstreams takes a few hundred ms: a blocking
+        // thread does it so that requests keep flowing meanwhile, even on one worker thread.
+        let (source, metrics, previous) = (
+            source.clone(),
+            self.shared.metrics.clone(),
+            old_router.clone(),
+        );
+        let (new, router) = tokio::task::spawn_blocking(move || -> Result<_, ReloadError> {
+            let new = config::load(&source, &config::env_lookup)?;
+            let router = app::build_router(&new, &metrics, Some(&previous))?;
+            Ok((new, router))
+        })
+        .await??;
         if new.admin.listen != current.admin.listen || new.runtime != current.runtime {
             tracing::warn!("admin.listen and runtime changes take effect at the next restart");
         }
-        let old_router = self.shared.router.load_full();
-        let router = app::build_router(&new, &self.shared.metrics, Some(&old_router))?;
         self.listeners
             .reconcile(&listeners::wanted(&new), new.limits)
             .await?;

@@ -20,14 +20,10 @@ use hyper_util::server::conn::auto::Builder;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::Metrics;
 use crate::proxy::Shared;
 use crate::proxy::body::ResponseBody;
 use crate::proxy::local_response::plain;
 use crate::reload::Reloader;
-
-/// How often histogram samples are folded into buckets between scrapes.
-const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// What the admin endpoints read.
 #[derive(Debug)]
@@ -42,8 +38,6 @@ pub struct AdminState {
 
 /// Serves the admin API on `listener` until `stop` fires.
 pub async fn serve(listener: TcpListener, state: Arc<AdminState>, stop: CancellationToken) {
-    let metrics = state.shared.metrics.clone();
-    let upkeep = tokio::spawn(periodic_upkeep(metrics, stop.clone()));
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -77,24 +71,22 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, stop: Cancella
             }
         });
     }
-    upkeep.abort();
-}
-
-async fn periodic_upkeep(metrics: Arc<Metrics>, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(UPKEEP_EVERY);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => metrics.upkeep(),
-            () = stop.cancelled() => return,
-        }
-    }
 }
 
 async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<ResponseBody> {
     let path = req.uri().path();
     match (req.method(), path) {
         (&Method::GET, "/metrics") => {
-            let text = scrape::render(&state.shared.metrics, &state.shared.router.load());
+            // Rendering 10,000 upstreams takes a good part of a second: a blocking thread
+            // does it, so a scrape never stalls the proxy's request threads.
+            let shared = state.shared.clone();
+            let rendered = tokio::task::spawn_blocking(move || {
+                scrape::render(&shared.metrics, &shared.router.load())
+            })
+            .await;
+            let Ok(text) = rendered else {
+                return plain(StatusCode::INTERNAL_SERVER_ERROR, "rendering failed\n");
+            };
             let mut response = Response::new(ResponseBody::full(Bytes::from(text)));
             response.headers_mut().insert(
                 CONTENT_TYPE,

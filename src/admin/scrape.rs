@@ -12,7 +12,6 @@ use super::upstreams::refresh_breakers;
 /// The Prometheus text for one scrape of `router`'s proxy.
 pub fn render(metrics: &Metrics, router: &Router) -> String {
     refresh_breakers(router);
-    metrics.upkeep();
     metrics.render_where(|series| live(router, series))
 }
 

@@ -5,11 +5,10 @@
 use std::sync::{Arc, OnceLock};
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder};
-use metrics_exporter_prometheus::{
-    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
-};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 mod filter;
+mod histogram;
 mod names;
 mod upstream;
 
@@ -26,6 +25,8 @@ static META: Metadata<'static> = Metadata::new("rampart", Level::INFO, None);
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
+    /// Histograms live here, not in the exporter (see `histogram`).
+    histograms: histogram::Histograms,
     unrouted: OnceLock<Arc<UpstreamMetrics>>,
 }
 
@@ -40,30 +41,20 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     /// A fresh registry with help texts, histogram buckets and `rampart_build_info` set.
     pub fn new() -> Arc<Self> {
-        let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(
-                Matcher::Full("rampart_request_duration_seconds".into()),
-                DURATION_BUCKETS,
-            )
-            .expect("bucket list is non-empty")
-            .set_buckets_for_metric(
-                Matcher::Full("rampart_rate_limit_wait_seconds".into()),
-                WAIT_BUCKETS,
-            )
-            .expect("bucket list is non-empty")
-            .build_recorder();
+        let recorder = PrometheusBuilder::new().build_recorder();
         for (name, kind, help) in METRICS {
             let name = KeyName::from_const_str(name);
             match *kind {
                 "counter" => recorder.describe_counter(name, None, (*help).into()),
                 "gauge" => recorder.describe_gauge(name, None, (*help).into()),
-                _ => recorder.describe_histogram(name, None, (*help).into()),
+                _ => {}
             }
         }
         let handle = recorder.handle();
         let metrics = Arc::new(Self {
             recorder,
             handle,
+            histograms: histogram::Histograms::default(),
             unrouted: OnceLock::new(),
         });
         metrics
@@ -87,7 +78,9 @@ impl Metrics {
 
     /// Prometheus text format 0.0.4 for /metrics.
     pub fn render(&self) -> String {
-        self.handle.render()
+        let mut text = self.handle.render();
+        self.histograms.render_into(&mut text);
+        text
     }
 
     /// Like [`Metrics::render`], without the samples `keep` refuses (it is asked about each
@@ -95,17 +88,9 @@ impl Metrics {
     /// this is how series of upstreams a reload removed leave /metrics; their registrations
     /// stay, and an upstream that comes back continues its counters.
     pub fn render_where(&self, keep: impl Fn(&Series<'_>) -> bool) -> String {
-        let mut buf = Vec::with_capacity(16 * 1024);
-        self.handle
-            .render_to_write(&mut buf)
-            .expect("writing to a Vec does not fail");
+        let mut buf = self.render().into_bytes();
         filter::retain(&mut buf, keep);
         String::from_utf8(buf).expect("the exporter writes UTF-8 and whole lines were removed")
-    }
-
-    /// Drains histogram samples into their buckets; called periodically and before renders.
-    pub fn upkeep(&self) {
-        self.handle.run_upkeep();
     }
 
     /// Handles for one upstream name; registering the same name again (reload) returns the
@@ -142,10 +127,25 @@ impl Metrics {
             .register_gauge(&Key::from_parts(name, labels), &META)
     }
 
-    /// Registers (or finds) a histogram; for set-up paths, not per request.
+    /// Registers (or finds) a histogram; for set-up paths, not per request. `name` must be
+    /// a histogram of [`METRICS`] with buckets in [`buckets_of`].
     pub fn histogram(&self, name: &'static str, labels: Vec<Label>) -> Histogram {
-        self.recorder
-            .register_histogram(&Key::from_parts(name, labels), &META)
+        let help = METRICS
+            .iter()
+            .find(|(n, kind, _)| *n == name && *kind == "histogram")
+            .map_or("", |(_, _, help)| *help);
+        Histogram::from_arc(
+            self.histograms
+                .register(name, help, buckets_of(name), &labels),
+        )
+    }
+}
+
+/// The bucket bounds of each histogram rampart exports.
+fn buckets_of(name: &str) -> &'static [f64] {
+    match name {
+        "rampart_rate_limit_wait_seconds" => WAIT_BUCKETS,
+        _ => DURATION_BUCKETS,
     }
 }
 
@@ -171,7 +171,6 @@ mod tests {
         up.request_done(200, 0.002);
         up.request_done(418, 0.002);
         up.attempt(Outcome::Timeout);
-        metrics.upkeep();
         let text = metrics.render();
         assert!(
             text.contains("rampart_requests_total{upstream=\"payments\",code=\"200\"} 1"),

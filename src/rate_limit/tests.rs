@@ -39,7 +39,6 @@ fn limiter(policy: &RateLimitPolicy) -> (RateLimiter, Arc<Metrics>) {
 }
 
 fn counted(metrics: &Metrics, action: &str) -> u64 {
-    metrics.upkeep();
     let needle =
         format!("rampart_rate_limited_total{{upstream=\"payments\",action=\"{action}\"}} ");
     metrics
