@@ -128,7 +128,7 @@ impl Metrics {
     }
 
     /// Registers (or finds) a histogram; for set-up paths, not per request. `name` must be
-    /// a histogram of [`METRICS`] with buckets in [`buckets_of`].
+    /// a histogram of [`METRICS`] with buckets in `buckets_of`.
     pub fn histogram(&self, name: &'static str, labels: Vec<Label>) -> Histogram {
         let help = METRICS
             .iter()
