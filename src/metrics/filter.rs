@@ -19,18 +19,17 @@ pub struct Series<'a> {
 /// Removes the samples `keep` refuses, and the `# HELP`/`# TYPE` lines and blank separator
 /// of a family left without samples. Samples without an `upstream` label, or with an empty one
 /// (unrouted requests), always stay. Only whole lines are removed, so UTF-8 stays valid.
-pub(super) fn retain(text: &mut Vec<u8>, keep: impl Fn(&Series<'_>) -> bool) {
-    let Ok(rendered) = std::str::from_utf8(text) else {
-        return;
-    };
-    let kept = kept_ranges(rendered, keep);
+pub(super) fn retain(text: &mut String, keep: impl Fn(&Series<'_>) -> bool) {
+    let kept = kept_ranges(text, keep);
+    let mut bytes = std::mem::take(text).into_bytes();
     let mut write = 0;
     for range in kept {
         let len = range.len();
-        text.copy_within(range, write);
+        bytes.copy_within(range, write);
         write += len;
     }
-    text.truncate(write);
+    bytes.truncate(write);
+    *text = String::from_utf8(bytes).expect("whole lines of UTF-8 text were kept");
 }
 
 /// The byte ranges of `text` to keep, in order, adjacent ones merged.
@@ -148,9 +147,9 @@ build_info{version=\"1\"} 1
 ";
 
     fn filtered(keep: impl Fn(&Series<'_>) -> bool) -> String {
-        let mut buf = TEXT.as_bytes().to_vec();
-        retain(&mut buf, keep);
-        String::from_utf8(buf).unwrap()
+        let mut text = TEXT.to_owned();
+        retain(&mut text, keep);
+        text
     }
 
     #[test]

@@ -103,7 +103,11 @@ impl Histograms {
             let _ = writeln!(out, "# HELP {name} {}", family.help);
             let _ = writeln!(out, "# TYPE {name} histogram");
             for (labels, buckets) in &family.series {
-                let sep = if labels.is_empty() { "" } else { "," };
+                let (sep, open, close) = if labels.is_empty() {
+                    ("", "", "")
+                } else {
+                    (",", "{", "}")
+                };
                 let mut cumulative = 0u64;
                 for (bound, count) in family.bounds.iter().zip(buckets.counts.iter()) {
                     cumulative += count.load(Ordering::Relaxed);
@@ -120,15 +124,8 @@ impl Histograms {
                     "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}"
                 );
                 let sum = buckets.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-                let braces = |s: &str| {
-                    if s.is_empty() {
-                        String::new()
-                    } else {
-                        format!("{{{s}}}")
-                    }
-                };
-                let _ = writeln!(out, "{name}_sum{} {sum}", braces(labels));
-                let _ = writeln!(out, "{name}_count{} {cumulative}", braces(labels));
+                let _ = writeln!(out, "{name}_sum{open}{labels}{close} {sum}");
+                let _ = writeln!(out, "{name}_count{open}{labels}{close} {cumulative}");
             }
             out.push('\n');
         }

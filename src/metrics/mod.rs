@@ -88,9 +88,9 @@ impl Metrics {
     /// this is how series of upstreams a reload removed leave /metrics; their registrations
     /// stay, and an upstream that comes back continues its counters.
     pub fn render_where(&self, keep: impl Fn(&Series<'_>) -> bool) -> String {
-        let mut buf = self.render().into_bytes();
-        filter::retain(&mut buf, keep);
-        String::from_utf8(buf).expect("the exporter writes UTF-8 and whole lines were removed")
+        let mut text = self.render();
+        filter::retain(&mut text, keep);
+        text
     }
 
     /// Handles for one upstream name; registering the same name again (reload) returns the
