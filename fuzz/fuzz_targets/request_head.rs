@@ -64,7 +64,16 @@ fuzz_target!(|data: &[u8]| {
     }
     let (mut parts, ()) = req.into_parts();
     let id = headers::new_request_id();
-    headers::prepare_request(&mut parts.headers, &parts.uri, parts.version, CLIENT, &id);
+    let present = headers::scan(&parts.headers);
+    let client = headers::client_ip_value(CLIENT);
+    headers::prepare_request(
+        &mut parts.headers,
+        present,
+        &parts.uri,
+        parts.version,
+        &client,
+        &id,
+    );
     check_forwarded(&parts.headers, &parts.uri);
 });
 

@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Version};
+use http::Version;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -42,12 +42,12 @@ pub struct Unread(Option<Arc<AtomicU64>>);
 // === impl AppBody ===
 
 impl AppBody {
-    /// Wraps the body of a request of `version` with `headers`.
-    pub fn new(body: Incoming, version: Version, headers: &HeaderMap) -> (Self, Unread) {
+    /// Wraps the body of a request of `version`; `expects`: it carries `Expect`.
+    pub fn new(body: Incoming, version: Version, expects: bool) -> (Self, Unread) {
         // HTTP/2 streams end on their own; an empty body has nothing to drain.
         let track = version <= Version::HTTP_11 && !body.is_end_stream();
-        // A client waiting for `100 Continue` does not send the body after a final answer.
-        let expects = headers.contains_key(http::header::EXPECT);
+        // A client waiting for `100 Continue` (`expects`: the request carries `Expect`) does
+        // not send the body after a final answer.
         let unread = track.then(|| {
             let left = if expects { UNKNOWN } else { left(&body) };
             Arc::new(AtomicU64::new(left))

@@ -41,6 +41,12 @@ pub fn inspect<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Result<Target<'a>, P
             let text = h
                 .to_str()
                 .map_err(|_| ProxyError::BadRequest("invalid Host header"))?;
+            if let Some((host, port)) = split_plain(text) {
+                return Ok(Target {
+                    host: Some(Cow::Borrowed(host)),
+                    port,
+                });
+            }
             Authority::try_from(text).map_err(|_| ProxyError::BadRequest("invalid Host header"))?;
             text
         }
@@ -57,6 +63,39 @@ pub fn inspect<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Result<Target<'a>, P
         host: Some(host),
         port,
     })
+}
+
+/// Splits `host[:port]` of lowercase letters, digits, `.` and `-` with a port that fits 16
+/// bits, as nearly every Host header is, in one pass: such a value is a valid authority on
+/// its face, so the full parse (which copies it) is skipped. The split is
+/// [`split_authority`]'s; `None` for anything else.
+fn split_plain(text: &str) -> Option<(&str, Option<u16>)> {
+    let mut colon = None;
+    for (i, b) in text.bytes().enumerate() {
+        match b {
+            b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' => {}
+            b':' if colon.is_none() => colon = Some(i),
+            _ => return None,
+        }
+    }
+    let (host, port) = match colon {
+        Some(i) => (&text[..i], Some(&text[i + 1..])),
+        None => (text, None),
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let port = match port {
+        None => None,
+        Some(digits) if (1..=5).contains(&digits.len()) => {
+            let n = digits.bytes().try_fold(0u32, |n, b| {
+                b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+            })?;
+            Some(u16::try_from(n).ok()?)
+        }
+        Some(_) => return None,
+    };
+    Some((host.strip_suffix('.').unwrap_or(host), port))
 }
 
 /// One `chunked` and nothing else: another coding would be removed with the hop-by-hop
@@ -105,6 +144,44 @@ mod tests {
                 ProxyError::BadRequest(m) => m,
                 _ => "other",
             })
+    }
+
+    proptest::proptest! {
+        /// The fast path never lets through what the full authority parse refuses, and
+        /// splits as the general path does.
+        #[test]
+        fn plain_authorities_are_valid(text in "[a-zA-Z0-9.:@\\[\\]%_-]{0,14}") {
+            if let Some((host, port)) = split_plain(&text) {
+                proptest::prop_assert!(Authority::try_from(text.as_str()).is_ok(), "{text}");
+                let (general_host, general_port) = split_authority(&text);
+                proptest::prop_assert_eq!((host, port), (general_host.as_ref(), general_port));
+            }
+        }
+    }
+
+    #[test]
+    fn common_host_headers_take_the_fast_path() {
+        for host in [
+            "127.0.0.1:18090",
+            "svc",
+            "api.example.com",
+            "my-svc.ns.svc:8080",
+        ] {
+            assert!(split_plain(host).is_some(), "{host}");
+        }
+        assert_eq!(split_plain("svc.:8080"), Some(("svc", Some(8080))));
+        for host in [
+            "",
+            ":80",
+            "a:",
+            "a:65536",
+            "a:8o",
+            "API.example.com",
+            "[::1]:80",
+            "u@h",
+        ] {
+            assert!(split_plain(host).is_none(), "{host}");
+        }
     }
 
     #[test]

@@ -20,8 +20,9 @@ pub const X_RAMPART_TIMEOUT_MS: HeaderName = HeaderName::from_static("x-rampart-
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
+const HOP_BY_HOP_COUNT: usize = 9;
 /// Hop-by-hop headers of RFC 9110 §7.6.1 plus the non-standard ones proxies see.
-const HOP_BY_HOP: [HeaderName; 9] = [
+const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -36,23 +37,54 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 /// The per-request overrides, read by rampart and never forwarded.
 const X_RAMPART: [HeaderName; 3] = [X_RAMPART_UPSTREAM, X_RAMPART_ATTEMPTS, X_RAMPART_TIMEOUT_MS];
 
-/// Prepares the app's request headers for the upstream hop.
+/// Which headers that rampart acts on a request carries, found in one pass over its names:
+/// a hash lookup per name rampart might act on would cost more than the pass, and most
+/// requests carry none of them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Present {
+    /// `x-request-id`.
+    pub request_id: bool,
+    /// Any `x-rampart-*` header (overrides, routing by name).
+    pub rampart: bool,
+    /// Any hop-by-hop header.
+    pub hop_by_hop: bool,
+    /// `x-forwarded-for`.
+    pub forwarded_for: bool,
+    /// `expect`.
+    pub expect: bool,
+}
+
+/// Scans a request's header names once (see [`Present`]).
+pub fn scan(headers: &HeaderMap) -> Present {
+    let mut present = Present::default();
+    for name in headers.keys() {
+        if HOP_BY_HOP.contains(name) {
+            present.hop_by_hop = true;
+            continue;
+        }
+        match name.as_str() {
+            "x-request-id" => present.request_id = true,
+            "x-forwarded-for" => present.forwarded_for = true,
+            "expect" => present.expect = true,
+            n if n.starts_with("x-rampart-") => present.rampart = true,
+            _ => {}
+        }
+    }
+    present
+}
+
+/// Prepares the app's request headers for the upstream hop; `present` is [`scan`] of them.
 pub fn prepare_request(
     headers: &mut HeaderMap,
+    present: Present,
     uri: &Uri,
     version: Version,
     client_ip: &HeaderValue,
     request_id: &HeaderValue,
 ) {
-    // Most requests carry none of the headers to remove: one pass over the names decides,
-    // so the common case costs no lookups.
-    let (hop_by_hop, rampart) = headers.keys().fold((false, false), |(h, r), name| {
-        (
-            h || HOP_BY_HOP.contains(name),
-            r || X_RAMPART.contains(name),
-        )
-    });
-    if hop_by_hop {
+    // One growth for everything added below, not one per insert.
+    headers.reserve(5);
+    if present.hop_by_hop {
         // gRPC and HTTP/2 need `te: trailers` end to end; every other TE value is hop-by-hop.
         let te_trailers = headers
             .get(TE)
@@ -62,7 +94,7 @@ pub fn prepare_request(
             headers.insert(TE, HeaderValue::from_static("trailers"));
         }
     }
-    if rampart {
+    if present.rampart {
         for name in &X_RAMPART {
             headers.remove(name);
         }
@@ -79,7 +111,7 @@ pub fn prepare_request(
         }
     }
     // Every prior line is kept (RFC 9110 §5.3: repeated lines are one comma-separated list).
-    if headers.contains_key(&X_FORWARDED_FOR) {
+    if present.forwarded_for {
         let mut forwarded_for: Vec<&str> = headers
             .get_all(&X_FORWARDED_FOR)
             .iter()
@@ -94,15 +126,21 @@ pub fn prepare_request(
             headers.insert(X_FORWARDED_FOR, value);
         }
     } else {
-        headers.insert(X_FORWARDED_FOR, client_ip.clone());
+        headers.append(X_FORWARDED_FOR, client_ip.clone());
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     append_via(headers, version);
-    headers.insert(X_REQUEST_ID, request_id.clone());
+    if present.request_id {
+        headers.insert(X_REQUEST_ID, request_id.clone());
+    } else {
+        headers.append(X_REQUEST_ID, request_id.clone());
+    }
 }
 
 /// Prepares the upstream's response headers for the app.
 pub fn prepare_response(headers: &mut HeaderMap, version: Version) {
+    // One growth for this and what `proxy::finish` adds (request id, attempts).
+    headers.reserve(3);
     if headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
         remove_hop_by_hop(headers);
     }
@@ -110,29 +148,37 @@ pub fn prepare_response(headers: &mut HeaderMap, version: Version) {
 }
 
 /// Removes the fixed hop-by-hop set and every header the `Connection` header names. Only
-/// names present are removed: a blind `remove` per name costs a hash each, and most
-/// messages (every nginx response: `Connection: keep-alive`) carry one or two of them.
+/// names present are removed (a blind `remove` per name costs a hash each), and nothing is
+/// allocated unless `Connection` names a header outside the fixed set, which is rare: every
+/// nginx response carries `Connection: keep-alive`, nothing else.
 fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let doomed: Vec<HeaderName> = {
-        let named: Vec<&[u8]> = headers
-            .get_all(CONNECTION)
+    let mut extra: Vec<HeaderName> = Vec::new();
+    for token in headers
+        .get_all(CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|token| !token.is_empty() && !token.eq_ignore_ascii_case(b"close"))
+    {
+        let fixed = HOP_BY_HOP
             .iter()
-            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-            .map(<[u8]>::trim_ascii)
-            .filter(|token| !token.is_empty())
-            .collect();
-        headers
-            .keys()
-            .filter(|name| {
-                HOP_BY_HOP.contains(name)
-                    || named
-                        .iter()
-                        .any(|token| token.eq_ignore_ascii_case(name.as_str().as_bytes()))
-            })
-            .cloned()
-            .collect()
-    };
-    for name in doomed {
+            .any(|name| token.eq_ignore_ascii_case(name.as_str().as_bytes()));
+        if !fixed && let Ok(name) = HeaderName::from_bytes(token) {
+            extra.push(name);
+        }
+    }
+    let mut found = [false; HOP_BY_HOP_COUNT];
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+            found[i] = true;
+        }
+    }
+    for (name, found) in HOP_BY_HOP.iter().zip(found) {
+        if found {
+            headers.remove(name);
+        }
+    }
+    for name in extra {
         headers.remove(name);
     }
 }
@@ -192,7 +238,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(
             CONNECTION,
-            HeaderValue::from_static("keep-alive, x-secret-hop"),
+            HeaderValue::from_static("keep-alive, X-Secret-Hop, close"),
         );
         h.insert("x-secret-hop", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
@@ -204,8 +250,12 @@ mod tests {
         h.insert("x-keep", HeaderValue::from_static("yes"));
         let id = HeaderValue::from_static("abc");
         let uri: Uri = "http://svc:8080/x".parse().unwrap();
+        let present = scan(&h);
+        assert!(present.hop_by_hop && present.rampart && present.forwarded_for);
+        assert!(!present.request_id && !present.expect);
         prepare_request(
             &mut h,
+            present,
             &uri,
             Version::HTTP_11,
             &client_ip_value("127.0.0.1".parse().unwrap()),
@@ -228,6 +278,18 @@ mod tests {
         assert_eq!(h[VIA], "1.1 rampart");
         assert_eq!(h[HOST], "svc:8080");
         assert_eq!(h[X_REQUEST_ID], "abc");
+    }
+
+    #[test]
+    fn responses_lose_hop_by_hop_headers_and_gain_via() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.append(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert("content-type", HeaderValue::from_static("text/plain"));
+        prepare_response(&mut h, Version::HTTP_11);
+        let names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["content-type", "via"]);
     }
 
     #[test]

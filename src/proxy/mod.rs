@@ -157,13 +157,18 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let started = Instant::now();
-    let request_id = match req.headers().get(&X_REQUEST_ID) {
+    let present = headers::scan(req.headers());
+    let request_id = match present
+        .request_id
+        .then(|| req.headers().get(&X_REQUEST_ID))
+        .flatten()
+    {
         Some(id) if !id.is_empty() => id.clone(),
         _ => headers::new_request_id(),
     };
     let method = req.method().clone();
     let (parts, body) = req.into_parts();
-    let (body, unread) = AppBody::new(body, parts.version, &parts.headers);
+    let (body, unread) = AppBody::new(body, parts.version, present.expect);
     let req = Request::from_parts(parts, body);
     let done = |upstream, attempts| Done {
         started,
@@ -183,9 +188,10 @@ async fn handle(
             Err(ProxyError::RequestHeadersTooLarge),
         );
     }
-    let overrides = match overrides::parse(req.headers()) {
-        Ok(o) => o,
-        Err(e) => return finish(shared, done(None, 0), Err(e)),
+    let overrides = match present.rampart.then(|| overrides::parse(req.headers())) {
+        None => overrides::Overrides::default(),
+        Some(Ok(o)) => o,
+        Some(Err(e)) => return finish(shared, done(None, 0), Err(e)),
     };
     let upstream = match route(&shared.router.load(), conn.dedicated.as_deref(), &req) {
         Ok(upstream) => upstream,
@@ -206,6 +212,7 @@ async fn handle(
     let (mut parts, body) = req.into_parts();
     headers::prepare_request(
         &mut parts.headers,
+        present,
         &parts.uri,
         parts.version,
         &conn.client_ip,

@@ -78,8 +78,9 @@ impl EndpointPool {
         }
     }
 
-    /// Sends `req` (absolute URI: the endpoint's scheme and authority) on a pooled or new
-    /// connection, until response headers.
+    /// Sends `req` on a pooled or new connection, until response headers. Its target is
+    /// origin-form (a try) or absolute with the endpoint's authority (a health probe); the
+    /// connection's protocol decides the form that goes out.
     pub async fn send(
         self: &Arc<Self>,
         connector: &Connector,
@@ -87,6 +88,7 @@ impl EndpointPool {
         mut req: Request<RequestBody>,
     ) -> Result<Response<PooledBody>, SendError> {
         if let Some(mut sender) = self.shared_h2() {
+            to_absolute_form(&mut req, endpoint);
             *req.version_mut() = Version::HTTP_2;
             return match sender.try_send_request(req).await {
                 Ok(response) => Ok(response.map(PooledBody::unpooled)),
@@ -256,12 +258,14 @@ fn to_origin_form(req: &mut Request<RequestBody>, endpoint: &Endpoint) {
     {
         req.headers_mut().insert(http::header::HOST, host);
     }
-    let path = req
-        .uri()
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    *req.uri_mut() = Uri::from(path);
+    if req.uri().scheme().is_some() || req.uri().authority().is_some() {
+        let path = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        *req.uri_mut() = Uri::from(path);
+    }
     *req.version_mut() = Version::HTTP_11;
 }
 

@@ -343,7 +343,9 @@ impl Upstream {
         unfinished: Unfinished<'_>,
     ) -> Result<Response<PooledBody>, Failed> {
         let _counted = endpoint.start();
-        *req.uri_mut() = self.target_uri(endpoint, req.uri());
+        if let Some(uri) = self.try_target(req.uri()) {
+            *req.uri_mut() = uri;
+        }
         // Boxed: the exchange future is large, and every enclosing future (this stack, the
         // connection's service future) would otherwise carry and copy its size per request.
         let sent = Box::pin(endpoint.pool.send(&self.client, endpoint, req));
@@ -382,22 +384,27 @@ impl Upstream {
         Err(Failed::Upstream(outcome))
     }
 
-    /// The URI for a try: the endpoint's scheme and authority, the request's path (with the
-    /// upstream's prefix removed when `strip_prefix` is on) and query.
-    fn target_uri(&self, endpoint: &Endpoint, uri: &Uri) -> Uri {
+    /// The target for a try, in origin-form: the request's path (with the upstream's prefix
+    /// removed when `strip_prefix` is on) and query. The pool adds the endpoint's scheme and
+    /// authority where the connection's protocol wants them (HTTP/2). `None`: `uri` already
+    /// is that, as it is for most requests (an app's origin-form request, no prefix to strip).
+    fn try_target(&self, uri: &Uri) -> Option<Uri> {
+        let strip = match (&self.policy.path_prefix, self.policy.strip_prefix) {
+            (Some(prefix), true) => Some(prefix),
+            _ => None,
+        };
+        if strip.is_none() && uri.scheme().is_none() && uri.authority().is_none() {
+            return None;
+        }
         let original = uri
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let path_and_query = match (&self.policy.path_prefix, self.policy.strip_prefix) {
-            (Some(prefix), true) => strip_prefix(prefix, &original),
-            _ => original,
+        let path_and_query = match strip {
+            Some(prefix) => strip_prefix(prefix, &original),
+            None => original,
         };
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(endpoint.scheme.clone());
-        parts.authority = Some(endpoint.authority.clone());
-        parts.path_and_query = Some(path_and_query);
-        Uri::from_parts(parts).expect("scheme, authority and path are all set")
+        Some(Uri::from(path_and_query))
     }
 }
 
