@@ -21,7 +21,8 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 const HOP_BY_HOP_COUNT: usize = 9;
-/// Hop-by-hop headers of RFC 9110 §7.6.1 plus the non-standard ones proxies see.
+/// Hop-by-hop headers of RFC 9110 §7.6.1 plus the non-standard ones proxies see;
+/// `Connection` first (`remove_hop_by_hop` reads its index).
 const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     CONNECTION,
     HeaderName::from_static("keep-alive"),
@@ -141,36 +142,38 @@ pub fn prepare_request(
 pub fn prepare_response(headers: &mut HeaderMap, version: Version) {
     // One growth for this and what `proxy::finish` adds (request id, attempts).
     headers.reserve(3);
-    if headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
-        remove_hop_by_hop(headers);
-    }
+    remove_hop_by_hop(headers);
     append_via(headers, version);
 }
 
-/// Removes the fixed hop-by-hop set and every header the `Connection` header names. Only
-/// names present are removed (a blind `remove` per name costs a hash each), and nothing is
-/// allocated unless `Connection` names a header outside the fixed set, which is rare: every
-/// nginx response carries `Connection: keep-alive`, nothing else.
+/// Removes the fixed hop-by-hop set and every header the `Connection` header names. One
+/// pass over the names finds which are present; only those are removed (a blind `remove`
+/// per name costs a hash each), and nothing is allocated unless `Connection` names a header
+/// outside the fixed set, which is rare: every nginx response carries
+/// `Connection: keep-alive`, nothing else.
 fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let mut extra: Vec<HeaderName> = Vec::new();
-    for token in headers
-        .get_all(CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .map(<[u8]>::trim_ascii)
-        .filter(|token| !token.is_empty() && !token.eq_ignore_ascii_case(b"close"))
-    {
-        let fixed = HOP_BY_HOP
-            .iter()
-            .any(|name| token.eq_ignore_ascii_case(name.as_str().as_bytes()));
-        if !fixed && let Ok(name) = HeaderName::from_bytes(token) {
-            extra.push(name);
-        }
-    }
     let mut found = [false; HOP_BY_HOP_COUNT];
     for name in headers.keys() {
         if let Some(i) = HOP_BY_HOP.iter().position(|hop| hop == name) {
             found[i] = true;
+        }
+    }
+    // `found[0]` is `Connection` (the first of `HOP_BY_HOP`): only then can more be named.
+    let mut extra: Vec<HeaderName> = Vec::new();
+    if found[0] {
+        for token in headers
+            .get_all(CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .filter(|token| !token.is_empty() && !token.eq_ignore_ascii_case(b"close"))
+        {
+            let fixed = HOP_BY_HOP
+                .iter()
+                .any(|name| token.eq_ignore_ascii_case(name.as_str().as_bytes()));
+            if !fixed && let Ok(name) = HeaderName::from_bytes(token) {
+                extra.push(name);
+            }
         }
     }
     for (name, found) in HOP_BY_HOP.iter().zip(found) {
