@@ -160,6 +160,7 @@ pub async fn start(config: Config, source: Option<ConfigSource>) -> Result<Runni
         admin_stop.clone(),
     ));
     reload::watch_file(reloader.clone(), admin_stop.clone());
+    crate::heartbeat::spawn(admin_stop.clone());
     ready.store(true, Ordering::Release);
     tracing::info!(listen = %listen_addr, admin = %admin_addr, upstreams = upstream_count, "rampart is serving");
 

@@ -12,7 +12,7 @@
 //! - [`retry`], [`rate_limit`], [`breaker`]: the resilience policies.
 //! - [`admin`]: /metrics, /healthz, /readyz, /admin/*.
 //! - [`demo`]: `rampart demo`, a self-contained tour with local upstreams.
-//! - [`metrics`], [`outcome`], [`error`], [`telemetry`].
+//! - [`metrics`], [`outcome`], [`error`], [`telemetry`], [`heartbeat`].
 
 pub mod admin;
 pub mod app;
@@ -21,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod heartbeat;
 pub mod listeners;
 pub mod metrics;
 pub mod outcome;

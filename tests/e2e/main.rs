@@ -24,5 +24,6 @@ mod routing;
 mod secrets;
 mod shutdown;
 mod streaming;
+mod syscalls;
 
 mod support_selftest;
