@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::LimitsPolicy;
 use crate::proxy::{ConnInfo, ProxyService, Shared};
 use crate::server::Drain;
+use crate::server::header_timer::HeaderTimer;
 
 /// What an HTTP/2 client sends first (RFC 9113 §3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -49,8 +50,8 @@ impl ConnectionBuilder {
         // hyper answers a plain 431 past its buffer; below that rampart answers the JSON
         // 431 itself, so the buffer is twice the limit.
         let buffer = (limits.max_request_header_bytes * 2).max(8192);
+        // The timer is set per connection (`spawn`): each has its own `HeaderTimer`.
         http1
-            .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
             .max_buf_size(buffer)
             .max_headers(limits.max_request_headers)
@@ -82,7 +83,8 @@ impl ConnectionBuilder {
     ) {
         let client = info.client;
         let service = ProxyService::new(shared, info);
-        let (http1, http2) = (self.http1.clone(), self.http2.clone());
+        let (mut http1, http2) = (self.http1.clone(), self.http2.clone());
+        http1.timer(HeaderTimer::default());
         let within = self.header_read_timeout;
         let signal = drain.signal.clone();
         drain.tracker.spawn(async move {

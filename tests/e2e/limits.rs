@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::support::binary::free_port;
 use crate::support::client::{self, request};
+use crate::support::raw_upstream::header_lines;
 use crate::support::{Reply, TestProxy, TestUpstream, empty};
 
 fn config(endpoint: &str, top: &str, extra: &str) -> String {
@@ -152,6 +153,51 @@ async fn a_slowloris_client_is_cut_off_after_header_read_timeout() {
     assert_eq!(up.count(), 0);
     // A normal client on another connection is served meanwhile and afterwards.
     assert_eq!(get_svc(&proxy).await.status(), 200);
+}
+
+#[tokio::test]
+async fn each_request_head_on_a_kept_connection_has_its_own_header_read_timeout() {
+    let up = TestUpstream::http1().await;
+    let limits = "limits: { header_read_timeout: 300ms }\n";
+    let proxy = TestProxy::start(&config(&up.url(), limits, "")).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    // Three requests, each head sent 200 ms after the last answer: every one within its own
+    // 300 ms, though the connection outlives the first deadline by far.
+    for _ in 0..3 {
+        stream
+            .write_all(b"GET /k HTTP/1.1\r\nHost: svc\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(
+                stream
+                    .read_u8()
+                    .await
+                    .expect("an answer on the kept connection"),
+            );
+        }
+        let head = String::from_utf8(head).unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let len: usize = header_lines(&head, "content-length")[0].parse().unwrap();
+        stream.read_exact(&mut vec![0; len]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Then a head that never ends: cut off 300 ms after the last answer, not sooner.
+    let last_answer = Instant::now() - Duration::from_millis(200);
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nHost: svc\r\nX-Partial: ")
+        .await
+        .unwrap();
+    closed_within(&mut stream, Duration::from_secs(2))
+        .await
+        .expect("cut off within 2s");
+    let elapsed = last_answer.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(250),
+        "cut after {elapsed:?}"
+    );
+    assert_eq!(up.count(), 3);
 }
 
 #[tokio::test]
