@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::support::client::read_until_close;
+use crate::support::client::{read_response, read_until_close};
 use crate::support::raw_upstream::header_lines;
 use crate::support::{TestProxy, TestUpstream};
 
@@ -31,19 +31,6 @@ async fn proxy_refusing_svc() -> (TestProxy, TestUpstream) {
     .await;
     assert_eq!(status, 200, "{view}");
     (proxy, up)
-}
-
-/// Reads one response with a Content-Length body; returns its head.
-async fn read_response(stream: &mut TcpStream) -> String {
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(stream.read_u8().await.expect("a response head"));
-    }
-    let head = String::from_utf8(head).unwrap();
-    let len: usize = header_lines(&head, "content-length")[0].parse().unwrap();
-    let mut body = vec![0; len];
-    stream.read_exact(&mut body).await.unwrap();
-    head
 }
 
 #[tokio::test]

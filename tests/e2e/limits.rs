@@ -11,7 +11,6 @@ use tokio::time::Instant;
 
 use crate::support::binary::free_port;
 use crate::support::client::{self, request};
-use crate::support::raw_upstream::header_lines;
 use crate::support::{Reply, TestProxy, TestUpstream, empty};
 
 fn config(endpoint: &str, top: &str, extra: &str) -> String {
@@ -168,19 +167,8 @@ async fn each_request_head_on_a_kept_connection_has_its_own_header_read_timeout(
             .write_all(b"GET /k HTTP/1.1\r\nHost: svc\r\n\r\n")
             .await
             .unwrap();
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            head.push(
-                stream
-                    .read_u8()
-                    .await
-                    .expect("an answer on the kept connection"),
-            );
-        }
-        let head = String::from_utf8(head).unwrap();
+        let head = client::read_response(&mut stream).await;
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        let len: usize = header_lines(&head, "content-length")[0].parse().unwrap();
-        stream.read_exact(&mut vec![0; len]).await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Then a head that never ends: cut off 300 ms after the last answer, not sooner.

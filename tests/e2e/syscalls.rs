@@ -6,12 +6,12 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::support::TestUpstream;
 use crate::support::binary::{free_port, rampart, wait_for_port};
-use crate::support::raw_upstream::header_lines;
+use crate::support::client::read_response;
 
 const START: Duration = Duration::from_secs(5);
 const REQUESTS: u64 = 300;
@@ -31,15 +31,8 @@ async fn exchange(stream: &mut TcpStream) {
         .write_all(b"GET /x HTTP/1.1\r\nhost: svc\r\n\r\n")
         .await
         .unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(stream.read_u8().await.expect("a response head"));
-    }
-    let head = String::from_utf8(head).unwrap();
+    let head = read_response(stream).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let len: usize = header_lines(&head, "content-length")[0].parse().unwrap();
-    let mut body = vec![0; len];
-    stream.read_exact(&mut body).await.unwrap();
 }
 
 /// Write calls the binary makes for `REQUESTS` sequential keep-alive requests, with

@@ -190,3 +190,19 @@ pub async fn connect(proxy: SocketAddr, target: &str) -> Result<Tunnel, Error> {
         stream,
     })
 }
+
+/// Reads one response with a Content-Length body from `stream`, a raw HTTP/1.1 connection;
+/// returns its head.
+pub async fn read_response(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(stream.read_u8().await.expect("a response head"));
+    }
+    let head = String::from_utf8(head).unwrap();
+    let len: usize = super::raw_upstream::header_lines(&head, "content-length")[0]
+        .parse()
+        .unwrap();
+    let mut body = vec![0; len];
+    stream.read_exact(&mut body).await.unwrap();
+    head
+}
