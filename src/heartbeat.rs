@@ -6,7 +6,7 @@
 //! driver's next planned wake-up, even on a current-thread runtime that is busy polling the
 //! very task registering it (tokio-rs/tokio#5207). At moderate load, when nothing else is
 //! in flight, a request's per-try timeout is usually the earliest timer, so each request paid
-//! one `write` and one more `epoll_wait`: 7.6 system calls per proxied request instead of 5.9
+//! one `write` and one more `epoll_wait`: 7.6 system calls per proxied request instead of 5.8
 //! (docs/performance.md). With this timer due within a second, the driver's next wake-up is
 //! never further away than that, so timeouts of a second or more register without a wake.
 //! It costs one wake-up per second.

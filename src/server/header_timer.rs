@@ -17,16 +17,19 @@ use std::time::Duration;
 use hyper::rt::{Sleep, Timer};
 use tokio::time::Instant;
 
+/// The connection's one tokio `Sleep`, created on the first header read that waits.
+type Slot = Arc<Mutex<Option<Pin<Box<tokio::time::Sleep>>>>>;
+
 /// The timer of one connection: clones share its one tokio `Sleep`.
 #[derive(Clone, Debug, Default)]
 pub struct HeaderTimer {
-    slot: Arc<Mutex<Option<Pin<Box<tokio::time::Sleep>>>>>,
+    slot: Slot,
 }
 
 /// One header read's deadline, driven by the connection's shared `Sleep`. hyper holds at
 /// most one of these per connection at a time.
 struct HeaderSleep {
-    slot: Arc<Mutex<Option<Pin<Box<tokio::time::Sleep>>>>>,
+    slot: Slot,
     deadline: Instant,
 }
 
