@@ -10,7 +10,7 @@ use http_body::{Body, Frame, SizeHint};
 
 use crate::proxy::app_body::AppBody;
 use crate::upstream::InFlight;
-use crate::upstream::pool::PooledBody;
+use crate::upstream::pool::{BodyError, PooledBody};
 
 /// The body of a response sent to the app.
 #[derive(Debug)]
@@ -40,12 +40,12 @@ impl ResponseBody {
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             ResponseBody::Upstream { body, in_flight } => {
                 let polled = Pin::new(body).poll_frame(cx);

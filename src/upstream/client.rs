@@ -14,6 +14,7 @@ use tokio_rustls::TlsConnector;
 
 use crate::proxy::body::RequestBody;
 use crate::upstream::endpoint::Endpoint;
+use crate::upstream::h1::H1Conn;
 use crate::upstream::policy::{UpstreamPolicy, UpstreamProtocol};
 use crate::upstream::tls::{self, TlsError};
 
@@ -29,9 +30,12 @@ pub struct Connector {
     protocol: UpstreamProtocol,
 }
 
-/// A fresh connection's request handle; the connection itself runs in a spawned task.
+/// A fresh connection: rampart's own HTTP/1.1 client, or hyper's request handle with the
+/// connection running in a spawned task.
 #[derive(Debug)]
 pub enum Conn {
+    /// Plain HTTP/1.1 driven by the request itself; pooled between requests.
+    Own(H1Conn),
     /// One request at a time; pooled between requests.
     Http1(http1::SendRequest<RequestBody>),
     /// Multiplexed; one shared connection per endpoint.
@@ -117,8 +121,9 @@ impl Connector {
         self.protocol == UpstreamProtocol::Http2
     }
 
-    /// Opens a connection to `endpoint` and completes the HTTP handshake.
-    pub async fn connect(&self, endpoint: &Endpoint) -> Result<Conn, ConnectError> {
+    /// Opens a connection to `endpoint` and completes the HTTP handshake. `own`: a plain
+    /// HTTP/1.1 connection is for rampart's own client (see `h1`), not hyper's.
+    pub async fn connect(&self, endpoint: &Endpoint, own: bool) -> Result<Conn, ConnectError> {
         let authority = endpoint.authority.as_str();
         let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(authority))
             .await
@@ -126,6 +131,9 @@ impl Connector {
         tcp.set_nodelay(true)?;
         if endpoint.scheme != http::uri::Scheme::HTTPS {
             let h2 = self.protocol == UpstreamProtocol::Http2;
+            if own && !h2 {
+                return Ok(Conn::Own(H1Conn::new(tcp)));
+            }
             return handshake(TokioIo::new(tcp), h2).await;
         }
         let connector = self
@@ -150,33 +158,45 @@ impl Connector {
     }
 }
 
+/// Hands an idle connection of rampart's own client to hyper, for a request whose body
+/// is streamed.
+pub async fn hyper_http1(conn: H1Conn) -> Result<http1::SendRequest<RequestBody>, ConnectError> {
+    handshake_http1(TokioIo::new(conn.into_io())).await
+}
+
 /// Runs hyper's client handshake on `io` and spawns the connection's task.
 async fn handshake<T>(io: T, h2: bool) -> Result<Conn, ConnectError>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    if h2 {
-        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .handshake(io)
-            .await
-            .map_err(ConnectError::Handshake)?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "upstream HTTP/2 connection ended");
-            }
-        });
-        Ok(Conn::Http2(sender))
-    } else {
-        let (sender, conn) = http1::Builder::new()
-            .handshake(io)
-            .await
-            .map_err(ConnectError::Handshake)?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "upstream connection ended");
-            }
-        });
-        Ok(Conn::Http1(sender))
+    if !h2 {
+        return handshake_http1(io).await.map(Conn::Http1);
     }
+    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .handshake(io)
+        .await
+        .map_err(ConnectError::Handshake)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "upstream HTTP/2 connection ended");
+        }
+    });
+    Ok(Conn::Http2(sender))
+}
+
+async fn handshake_http1<T>(io: T) -> Result<http1::SendRequest<RequestBody>, ConnectError>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, conn) = http1::Builder::new()
+        .handshake(io)
+        .await
+        .map_err(ConnectError::Handshake)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "upstream connection ended");
+        }
+    });
+    Ok(sender)
 }

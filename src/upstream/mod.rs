@@ -7,6 +7,7 @@ pub mod balance;
 pub mod client;
 pub mod endpoint;
 pub mod fallback;
+pub mod h1;
 pub mod health;
 pub mod policy;
 pub mod pool;

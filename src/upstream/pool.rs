@@ -4,6 +4,10 @@
 //! out closed before the request was written is replaced transparently, since nothing was
 //! sent. Idle connections close after `timeouts.idle`.
 //!
+//! Plain HTTP/1.1 requests whose body is in memory go through rampart's own client (`h1`);
+//! a streamed body goes through hyper's, which takes over an idle connection's socket when
+//! it gets one. Either kind of idle connection serves either kind of request.
+//!
 //! Why not hyper-util's pool: it is keyed by scheme and authority (a SipHash per checkout and
 //! per return) and wraps every request in a large future; here the endpoint is known, so the
 //! pool is a short critical section on an uncontended mutex.
@@ -23,8 +27,12 @@ use hyper::client::conn::{http1, http2};
 use tokio::time::Instant;
 
 use crate::proxy::body::RequestBody;
-use crate::upstream::client::{Conn, ConnectError, Connector};
+use crate::upstream::client::{self, Conn, ConnectError, Connector};
 use crate::upstream::endpoint::Endpoint;
+use crate::upstream::h1::{self, H1Body, H1Conn};
+
+/// A response body's error, from either client.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Idle HTTP/1.1 connections kept per endpoint; more are closed when they come back.
 const MAX_IDLE: usize = 256;
@@ -39,6 +47,9 @@ pub enum SendError {
     /// body failed.
     #[error("{0}")]
     Request(hyper::Error),
+    /// rampart's own client: the exchange failed after the request started.
+    #[error("{0}")]
+    Exchange(h1::Error),
 }
 
 /// The pooled connections of one endpoint.
@@ -59,8 +70,24 @@ pub struct EndpointPool {
 
 #[derive(Debug)]
 struct Idle {
-    sender: http1::SendRequest<RequestBody>,
+    conn: Pooled,
     since: Instant,
+}
+
+/// An idle HTTP/1.1 connection of either client.
+#[derive(Debug)]
+enum Pooled {
+    Own(H1Conn),
+    Hyper(http1::SendRequest<RequestBody>),
+}
+
+impl Pooled {
+    fn is_open(&self) -> bool {
+        match self {
+            Pooled::Own(conn) => conn.is_open(),
+            Pooled::Hyper(sender) => !sender.is_closed(),
+        }
+    }
 }
 
 // === impl EndpointPool ===
@@ -87,6 +114,7 @@ impl EndpointPool {
         endpoint: &Endpoint,
         mut req: Request<RequestBody>,
     ) -> Result<Response<PooledBody>, SendError> {
+        let own = in_memory(&req) && endpoint.scheme != http::uri::Scheme::HTTPS;
         if let Some(mut sender) = self.shared_h2() {
             to_absolute_form(&mut req, endpoint);
             *req.version_mut() = Version::HTTP_2;
@@ -94,12 +122,28 @@ impl EndpointPool {
                 Ok(response) => Ok(response.map(PooledBody::unpooled)),
                 Err(mut e) => match e.take_message() {
                     // The shared connection closed before this request was written.
-                    Some(req) => Box::pin(self.send_fresh(connector, endpoint, req)).await,
+                    Some(req) => Box::pin(self.send_fresh(connector, endpoint, req, own)).await,
                     None => Err(SendError::Request(e.into_error())),
                 },
             };
         }
-        while let Some(mut sender) = self.checkout() {
+        while let Some(conn) = self.checkout() {
+            let mut sender = match conn {
+                Pooled::Own(mut conn) if own => {
+                    to_origin_form(&mut req, endpoint);
+                    match exchange(&mut conn, &req).await {
+                        Ok(head) => return Ok(self.own_response(conn, head)),
+                        // Closed by the endpoint before any of this request was written.
+                        Err(failure) if failure.unsent => continue,
+                        Err(failure) => return Err(SendError::Exchange(failure.error)),
+                    }
+                }
+                Pooled::Own(conn) => match client::hyper_http1(conn).await {
+                    Ok(sender) => sender,
+                    Err(_) => continue,
+                },
+                Pooled::Hyper(sender) => sender,
+            };
             // Ready once the previous exchange is fully done; an error means it closed.
             if sender.ready().await.is_err() {
                 continue;
@@ -116,15 +160,17 @@ impl EndpointPool {
         }
         // Boxed: opening a connection (TCP, TLS, handshake) is a large future that most
         // requests never need, and inline it would make every request's future that large.
-        Box::pin(self.send_fresh(connector, endpoint, req)).await
+        Box::pin(self.send_fresh(connector, endpoint, req, own)).await
     }
 
     /// Opens a connection for `req`; a failure here is the endpoint's, never retried inside.
+    /// `own`: a plain HTTP/1.1 connection uses rampart's own client.
     async fn send_fresh(
         self: &Arc<Self>,
         connector: &Connector,
         endpoint: &Endpoint,
         mut req: Request<RequestBody>,
+        own: bool,
     ) -> Result<Response<PooledBody>, SendError> {
         let connecting = if connector.prefers_h2() || self.speaks_h2.load(Ordering::Relaxed) {
             let guard = self.h2_connecting.lock().await;
@@ -142,10 +188,17 @@ impl EndpointPool {
         } else {
             None
         };
-        let conn = connector.connect(endpoint).await?;
+        let conn = connector.connect(endpoint, own).await?;
         self.speaks_h2
             .store(matches!(conn, Conn::Http2(_)), Ordering::Relaxed);
         match conn {
+            Conn::Own(mut conn) => {
+                to_origin_form(&mut req, endpoint);
+                match exchange(&mut conn, &req).await {
+                    Ok(head) => Ok(self.own_response(conn, head)),
+                    Err(failure) => Err(SendError::Exchange(failure.error)),
+                }
+            }
             Conn::Http1(mut sender) => {
                 to_origin_form(&mut req, endpoint);
                 *req.version_mut() = Version::HTTP_11;
@@ -177,12 +230,12 @@ impl EndpointPool {
     }
 
     /// The most recently returned idle connection that is still open and young enough.
-    fn checkout(&self) -> Option<http1::SendRequest<RequestBody>> {
+    fn checkout(&self) -> Option<Pooled> {
         let now = Instant::now();
         let mut idle = self.idle.lock().expect("idle stack");
         while let Some(entry) = idle.pop() {
-            if !entry.sender.is_closed() && now.duration_since(entry.since) < self.max_idle {
-                return Some(entry.sender);
+            if now.duration_since(entry.since) < self.max_idle && entry.conn.is_open() {
+                return Some(entry.conn);
             }
         }
         None
@@ -197,15 +250,25 @@ impl EndpointPool {
             pool: Arc::downgrade(self),
             sender,
         };
-        response.map(|body| PooledBody {
-            body,
-            checkin: Some(checkin),
+        response.map(|body| {
+            PooledBody(Inner::Hyper {
+                body,
+                checkin: Some(checkin),
+            })
         })
     }
 
+    fn own_response(self: &Arc<Self>, conn: H1Conn, head: h1::Head) -> Response<PooledBody> {
+        let pool = Arc::downgrade(self);
+        conn.response(head)
+            .map(|body| PooledBody(Inner::Own { body, pool }))
+    }
+
     /// Puts a connection whose exchange is complete back on the stack.
-    fn put(self: &Arc<Self>, sender: http1::SendRequest<RequestBody>) {
-        if sender.is_closed() {
+    fn put(self: &Arc<Self>, conn: Pooled) {
+        if let Pooled::Hyper(sender) = &conn
+            && sender.is_closed()
+        {
             return;
         }
         {
@@ -214,7 +277,7 @@ impl EndpointPool {
                 return;
             }
             idle.push(Idle {
-                sender,
+                conn,
                 since: Instant::now(),
             });
         }
@@ -241,13 +304,31 @@ async fn reap(pool: Weak<EndpointPool>) {
         let now = Instant::now();
         let mut idle = pool.idle.lock().expect("idle stack");
         idle.retain(|entry| {
-            !entry.sender.is_closed() && now.duration_since(entry.since) < pool.max_idle
+            now.duration_since(entry.since) < pool.max_idle && entry.conn.is_open()
         });
         if idle.is_empty() {
             pool.reaping.store(false, Ordering::Release);
             return;
         }
     }
+}
+
+/// True when `req`'s body is in memory (rampart's own client sends only those).
+fn in_memory(req: &Request<RequestBody>) -> bool {
+    matches!(req.body(), RequestBody::Buffered(_))
+}
+
+/// One exchange on rampart's own client; `req`'s body is in memory.
+async fn exchange(
+    conn: &mut H1Conn,
+    req: &Request<RequestBody>,
+) -> Result<h1::Head, h1::SendFailure> {
+    let body = match req.body() {
+        RequestBody::Buffered(body) => body.as_ref(),
+        _ => None,
+    };
+    conn.send(req.method(), req.uri(), req.headers(), body)
+        .await
 }
 
 /// HTTP/1.1 wants origin-form and a Host header (the app's, kept by the proxy; else the
@@ -298,65 +379,106 @@ struct Checkin {
 impl Checkin {
     fn give_back(self) {
         if let Some(pool) = self.pool.upgrade() {
-            pool.put(self.sender);
+            pool.put(Pooled::Hyper(self.sender));
         }
     }
 }
 
 /// An upstream response body; returns its connection to the pool once read to the end.
 #[derive(Debug)]
-pub struct PooledBody {
-    body: Incoming,
-    checkin: Option<Checkin>,
+pub struct PooledBody(Inner);
+
+#[derive(Debug)]
+enum Inner {
+    Hyper {
+        body: Incoming,
+        checkin: Option<Checkin>,
+    },
+    Own {
+        body: H1Body,
+        pool: Weak<EndpointPool>,
+    },
 }
 
 impl PooledBody {
     fn unpooled(body: Incoming) -> Self {
-        Self {
+        Self(Inner::Hyper {
             body,
             checkin: None,
-        }
+        })
+    }
+}
+
+/// Returns an own-client connection whose body is complete to its pool.
+fn give_back_own(body: &mut H1Body, pool: &Weak<EndpointPool>) {
+    if let Some(conn) = body.take_idle()
+        && let Some(pool) = pool.upgrade()
+    {
+        pool.put(Pooled::Own(conn));
     }
 }
 
 impl Body for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.body).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => {
-                if let Some(checkin) = self.checkin.take() {
-                    checkin.give_back();
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match &mut self.get_mut().0 {
+            Inner::Hyper { body, checkin } => {
+                let polled = Pin::new(body).poll_frame(cx);
+                match &polled {
+                    Poll::Ready(None) => {
+                        if let Some(checkin) = checkin.take() {
+                            checkin.give_back();
+                        }
+                    }
+                    // A broken body leaves its connection unusable.
+                    Poll::Ready(Some(Err(_))) => *checkin = None,
+                    _ => {}
                 }
+                polled.map_err(Into::into)
             }
-            // A broken body leaves its connection unusable.
-            Poll::Ready(Some(Err(_))) => self.checkin = None,
-            _ => {}
+            Inner::Own { body, pool } => {
+                let polled = Pin::new(&mut *body).poll_frame(cx);
+                if let Poll::Ready(None) = polled {
+                    give_back_own(body, pool);
+                }
+                polled.map_err(Into::into)
+            }
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        match &self.0 {
+            Inner::Hyper { body, .. } => body.is_end_stream(),
+            Inner::Own { body, .. } => body.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        match &self.0 {
+            Inner::Hyper { body, .. } => body.size_hint(),
+            Inner::Own { body, .. } => body.size_hint(),
+        }
     }
 }
 
 impl Drop for PooledBody {
     fn drop(&mut self) {
-        // A body with nothing left (HEAD, 204, Content-Length: 0) may never be polled.
-        if self.body.is_end_stream()
-            && let Some(checkin) = self.checkin.take()
-        {
-            checkin.give_back();
+        // A body with nothing left (HEAD, 204, Content-Length: 0, or the last bytes read) may
+        // never be polled to its end.
+        match &mut self.0 {
+            Inner::Hyper { body, checkin } => {
+                if body.is_end_stream()
+                    && let Some(checkin) = checkin.take()
+                {
+                    checkin.give_back();
+                }
+            }
+            Inner::Own { body, pool } => give_back_own(body, pool),
         }
     }
 }

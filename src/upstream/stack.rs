@@ -24,6 +24,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response};
+use http_body::Body as _;
 use tokio::time::Instant;
 
 use crate::breaker::TryPermit;
@@ -103,6 +104,9 @@ impl Upstream {
         let (parts, body) = req.into_parts();
         let retrier = Retrier::new(retry, fwd.attempts_cap, &parts.method, &parts.headers);
         let mut replay = match body {
+            // Nothing to read: sent as an empty in-memory body, which rampart's own HTTP/1.1
+            // client takes (upstream::h1) whatever the attempts.
+            RequestBody::Streaming(body) if body.is_end_stream() => Replay::Buffered(None),
             RequestBody::Streaming(body) if retrier.max_attempts() > 1 => {
                 match by_deadline(deadline, replay::prepare(body, retry.max_body_bytes)).await {
                     Ok(Ok(replay)) => replay,
@@ -369,6 +373,10 @@ impl Upstream {
                 Outcome::ConnectFailure
             }
             Ok(Err(SendError::Request(e))) => {
+                tracing::debug!(upstream = %self.name, endpoint = %endpoint.url, error = %e, "the exchange failed");
+                Outcome::Reset
+            }
+            Ok(Err(SendError::Exchange(e))) => {
                 tracing::debug!(upstream = %self.name, endpoint = %endpoint.url, error = %e, "the exchange failed");
                 Outcome::Reset
             }

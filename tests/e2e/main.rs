@@ -12,6 +12,7 @@ mod chaos;
 mod headers;
 mod health;
 mod hostile;
+mod http1_client;
 mod keep_alive;
 mod limits;
 mod pool;

@@ -1,0 +1,181 @@
+//! rampart's own HTTP/1.1 client for plain-TCP upstream connections, used for requests
+//! whose body is in memory (every `GET`, and every body buffered for replay). It runs
+//! inside the request's own future: the head and body go out in one `write`, the response
+//! head is parsed with httparse, and the body is read from the socket as the app's side
+//! pulls it. hyper's client, used for streamed bodies, TLS and HTTP/2, drives each
+//! connection from a task of its own and hands requests and responses across channels; per
+//! proxied request that cost about as many instructions as everything rampart itself does
+//! (docs/performance.md).
+
+mod body;
+mod chunked;
+mod encode;
+mod response_head;
+
+use std::io;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{HeaderMap, Method, Response, Uri};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+pub use body::H1Body;
+pub use response_head::Head;
+
+/// Read buffer growth step; one read takes a typical response head and a small body.
+const READ_CHUNK: usize = 8 * 1024;
+/// Body pieces up to this size are copied out of the read buffer, which then stays
+/// unshared and is reused; larger ones are handed over without a copy.
+const COPY_MAX: usize = 4 * 1024;
+
+/// Why an exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The socket failed.
+    #[error("upstream connection: {0}")]
+    Io(#[from] io::Error),
+    /// The upstream closed the connection before the response was complete.
+    #[error("upstream closed the connection before the response was complete")]
+    Closed,
+    /// The response head is not HTTP/1.x.
+    #[error("invalid response head: {0}")]
+    Parse(httparse::Error),
+    /// The response head exceeded the limit.
+    #[error("response head too large")]
+    HeadTooLarge,
+    /// A status outside 100–999, or 101 (never asked for).
+    #[error("invalid or unexpected response status")]
+    BadStatus,
+    /// A header name or value `http` rejects.
+    #[error("invalid response header")]
+    BadHeader,
+    /// An unparsable or conflicting `Content-Length`.
+    #[error("invalid content-length")]
+    BadLength,
+    /// Malformed chunked framing.
+    #[error("invalid chunked body")]
+    BadChunk,
+}
+
+/// An exchange that got no response head.
+#[derive(Debug)]
+pub struct SendFailure {
+    /// What went wrong.
+    pub error: Error,
+    /// No byte of the request was written: it can go to another connection as is.
+    pub unsent: bool,
+}
+
+/// One upstream HTTP/1.1 connection, used for one exchange at a time.
+#[derive(Debug)]
+pub struct H1Conn {
+    io: TcpStream,
+    read_buf: BytesMut,
+    write_buf: Vec<u8>,
+}
+
+impl H1Conn {
+    /// Wraps a connected socket.
+    pub fn new(io: TcpStream) -> Self {
+        Self {
+            io,
+            read_buf: BytesMut::new(),
+            write_buf: Vec::new(),
+        }
+    }
+
+    /// The socket, for hyper to take over (a streamed body). Only idle connections, which
+    /// hold no unread bytes, are handed over.
+    pub fn into_io(self) -> TcpStream {
+        self.io
+    }
+
+    /// False when the idle connection has been closed by the upstream (or sent something
+    /// unasked). Uses the readiness the event loop already has: no system call unless the
+    /// socket is flagged readable.
+    pub fn is_open(&self) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match self.io.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => {
+                let mut probe = [0u8; 1];
+                matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+        }
+    }
+
+    /// Writes the request and reads until its final response head. The body is read later,
+    /// through [`H1Body`].
+    pub async fn send(
+        &mut self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: Option<&Bytes>,
+    ) -> Result<Head, SendFailure> {
+        self.write_buf.clear();
+        encode::request(method, uri, headers, body, &mut self.write_buf);
+        let mut written = 0;
+        while written < self.write_buf.len() {
+            match self.io.write(&self.write_buf[written..]).await {
+                Ok(0) => return Err(failure(Error::Closed, written)),
+                Ok(n) => written += n,
+                Err(e) => return Err(failure(e.into(), written)),
+            }
+        }
+        if let Some(body) = body.filter(|b| b.len() > encode::INLINE_BODY) {
+            self.io
+                .write_all(body)
+                .await
+                .map_err(|e| failure(e.into(), written))?;
+        }
+        loop {
+            if !self.read_buf.is_empty()
+                && let Some(head) = response_head::parse(&mut self.read_buf, method)
+                    .map_err(|e| failure(e, written))?
+            {
+                return Ok(head);
+            }
+            let n = std::future::poll_fn(|cx| self.poll_fill(cx))
+                .await
+                .map_err(|e| failure(e.into(), written))?;
+            if n == 0 {
+                return Err(failure(Error::Closed, written));
+            }
+        }
+    }
+
+    /// Reads more of the response into the read buffer; `Ok(0)` at end of stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
+            self.read_buf.reserve(READ_CHUNK);
+        }
+        tokio_util::io::poll_read_buf(std::pin::Pin::new(&mut self.io), cx, &mut self.read_buf)
+    }
+
+    /// A response whose body reads from this connection.
+    pub fn response(self, head: Head) -> Response<H1Body> {
+        let body = H1Body::new(self, head.framing, head.keep_alive);
+        head.response.map(|()| body)
+    }
+}
+
+fn failure(error: Error, written: usize) -> SendFailure {
+    SendFailure {
+        error,
+        unsent: written == 0,
+    }
+}
+
+/// The first `n` bytes of `buf` as their own `Bytes` (see [`COPY_MAX`]).
+fn take(buf: &mut BytesMut, n: usize) -> Bytes {
+    if n <= COPY_MAX {
+        let piece = Bytes::copy_from_slice(&buf[..n]);
+        buf.advance(n);
+        piece
+    } else {
+        buf.split_to(n).freeze()
+    }
+}
