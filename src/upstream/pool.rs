@@ -313,9 +313,12 @@ async fn reap(pool: Weak<EndpointPool>) {
     }
 }
 
-/// True when `req`'s body is in memory (rampart's own client sends only those).
+/// True when `req`'s body is in memory and small enough for rampart's own client.
 fn in_memory(req: &Request<RequestBody>) -> bool {
-    matches!(req.body(), RequestBody::Buffered(_))
+    match req.body() {
+        RequestBody::Buffered(body) => body.as_ref().is_none_or(|b| b.len() <= h1::MAX_BODY),
+        _ => false,
+    }
 }
 
 /// One exchange on rampart's own client; `req`'s body is in memory.

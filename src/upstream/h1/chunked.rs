@@ -125,20 +125,26 @@ fn find_crlf(buf: &[u8], limit: usize) -> Result<Option<usize>, Error> {
     }
 }
 
-/// The hex chunk size of a size line; extensions after `;` are ignored.
+/// The hex chunk size of a size line (RFC 9112 §7.1): hex digits, optional whitespace, then
+/// extensions after `;`, which are skipped but may hold no control characters.
 fn parse_size(line: &[u8]) -> Result<u64, Error> {
-    let digits = line
-        .split(|&b| b == b';')
-        .next()
-        .unwrap_or_default()
-        .trim_ascii();
-    if digits.is_empty() || digits.len() > 15 {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    let (size, rest) = line.split_at(digits);
+    let blank = rest
+        .iter()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count();
+    let rest = &rest[blank..];
+    let valid_rest = rest.is_empty()
+        || (rest[0] == b';' && rest.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)));
+    // Leading zeros do not count towards the 15 significant digits (60 bits).
+    let significant = size.iter().skip_while(|&&b| b == b'0').count();
+    if size.is_empty() || !valid_rest || significant > 15 {
         return Err(Error::BadChunk);
     }
-    digits.iter().try_fold(0u64, |n, &d| {
-        let v = (d as char).to_digit(16).ok_or(Error::BadChunk)?;
-        Ok(n * 16 + u64::from(v))
-    })
+    Ok(size.iter().fold(0u64, |n, &d| {
+        n * 16 + u64::from((d as char).to_digit(16).unwrap_or_default())
+    }))
 }
 
 #[cfg(test)]
@@ -180,6 +186,12 @@ mod tests {
     }
 
     #[test]
+    fn leading_zeros_and_whitespace_before_extensions_are_fine() {
+        let (data, _, _) = decode(b"00000000000000000003 ;x=y\r\nabc\r\n0\r\n\r\n", 64).unwrap();
+        assert_eq!(data, b"abc");
+    }
+
+    #[test]
     fn trailers_are_returned() {
         let (data, trailers, _) =
             decode(b"3\r\nabc\r\n0\r\ngrpc-status: 0\r\nx-t: 1\r\n\r\n", 5).unwrap();
@@ -195,6 +207,11 @@ mod tests {
             &b"zz\r\nab\r\n0\r\n\r\n"[..],
             b"2\r\nabXY0\r\n\r\n",
             b"\r\n",
+            b" 2\r\nab\r\n0\r\n\r\n",
+            b"2\n\r\nab\r\n0\r\n\r\n",
+            b"2;a\nb\r\nab\r\n0\r\n\r\n",
+            b"2x\r\nab\r\n0\r\n\r\n",
+            b"1234567890abcdef0\r\n",
         ] {
             assert!(matches!(decode(bad, 64), Err(Error::BadChunk)), "{bad:?}");
         }

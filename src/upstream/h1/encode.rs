@@ -1,17 +1,12 @@
-//! Writes a request head (and a small replayable body) into one buffer, so a try goes out
-//! in one `write`. Framing is rampart's: the body is in memory, so its length is known and
-//! any `Content-Length` or `Transfer-Encoding` the app sent is replaced by the exact one.
+//! Writes a request head and its in-memory body into one buffer, so a try goes out in one
+//! `send`. Framing is rampart's: the body's length is known, and any `Content-Length` or
+//! `Transfer-Encoding` the app sent is replaced by the exact one.
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Uri};
 
-/// Bodies up to this size are copied behind the head (one `write`); larger ones are written
-/// from their own buffer after it.
-pub(super) const INLINE_BODY: usize = 16 * 1024;
-
-/// Appends `METHOD target HTTP/1.1`, the headers, the framing and, when it is at most
-/// [`INLINE_BODY`], the body itself to `out`.
+/// Appends `METHOD target HTTP/1.1`, the headers, the framing and the body to `out`.
 pub(super) fn request(
     method: &Method,
     uri: &Uri,
@@ -19,10 +14,19 @@ pub(super) fn request(
     body: Option<&Bytes>,
     out: &mut Vec<u8>,
 ) {
-    let target = uri.path_and_query().map_or("/", |p| p.as_str());
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(target.as_bytes());
+    // Origin-form: an empty path (`http://svc?x=1`) is `/`.
+    let path = uri.path();
+    out.extend_from_slice(if path.is_empty() {
+        b"/"
+    } else {
+        path.as_bytes()
+    });
+    if let Some(query) = uri.query() {
+        out.push(b'?');
+        out.extend_from_slice(query.as_bytes());
+    }
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut had_length = false;
     for (name, value) in headers {
@@ -44,9 +48,7 @@ pub(super) fn request(
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    if let Some(body) = body
-        && body.len() <= INLINE_BODY
-    {
+    if let Some(body) = body {
         out.extend_from_slice(body);
     }
 }
@@ -119,13 +121,18 @@ mod tests {
     }
 
     #[test]
-    fn empty_post_says_zero_and_large_bodies_stay_out_of_the_head() {
+    fn empty_post_says_zero() {
         assert_eq!(
             encode(Method::POST, "/", &[], b""),
             "POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n"
         );
-        let big = vec![b'x'; INLINE_BODY + 1];
-        let text = encode(Method::PUT, "/", &[], &big);
-        assert_eq!(text, "PUT / HTTP/1.1\r\ncontent-length: 16385\r\n\r\n");
+    }
+
+    #[test]
+    fn a_target_without_a_path_gets_slash() {
+        let mut out = Vec::new();
+        let uri = Uri::from(http::uri::PathAndQuery::from_static("?x=1"));
+        request(&Method::GET, &uri, &HeaderMap::new(), None, &mut out);
+        assert!(out.starts_with(b"GET /?x=1 HTTP/1.1\r\n"), "{out:?}");
     }
 }

@@ -1,6 +1,7 @@
 //! rampart's own HTTP/1.1 client for plain-TCP upstream connections, used for requests
-//! whose body is in memory (every `GET`, and every body buffered for replay). It runs
-//! inside the request's own future: the head and body go out in one `write`, the response
+//! whose body is in memory and at most [`MAX_BODY`] (every `GET`, most bodies buffered for
+//! replay). It runs inside the request's own future: the head and body go out in one `send`
+//! (larger bodies go to hyper, which also reads an early answer while it writes), the response
 //! head is parsed with httparse, and the body is read from the socket as the app's side
 //! pulls it. hyper's client, used for streamed bodies, TLS and HTTP/2, drives each
 //! connection from a task of its own and hands requests and responses across channels; per
@@ -23,6 +24,9 @@ use tokio::net::TcpStream;
 pub use body::H1Body;
 pub use response_head::Head;
 
+/// Largest request body this client sends; the whole request is written before the
+/// response is read, so it must fit the socket's send buffer.
+pub const MAX_BODY: usize = 16 * 1024;
 /// Read buffer growth step; one read takes a typical response head and a small body.
 const READ_CHUNK: usize = 8 * 1024;
 /// Body pieces up to this size are copied out of the read buffer, which then stays
@@ -92,18 +96,11 @@ impl H1Conn {
     }
 
     /// False when the idle connection has been closed by the upstream (or sent something
-    /// unasked). Uses the readiness the event loop already has: no system call unless the
-    /// socket is flagged readable.
+    /// unasked). `try_read` consults the readiness the event loop already has: no system
+    /// call unless the socket is flagged readable (closed or data), and no task budget.
     pub fn is_open(&self) -> bool {
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        match self.io.poll_read_ready(&mut cx) {
-            Poll::Pending => true,
-            Poll::Ready(Err(_)) => false,
-            Poll::Ready(Ok(())) => {
-                let mut probe = [0u8; 1];
-                matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-            }
-        }
+        let mut probe = [0u8; 1];
+        matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
     /// Writes the request and reads until its final response head. The body is read later,
@@ -119,30 +116,40 @@ impl H1Conn {
         encode::request(method, uri, headers, body, &mut self.write_buf);
         let mut written = 0;
         while written < self.write_buf.len() {
-            match self.io.write(&self.write_buf[written..]).await {
-                Ok(0) => return Err(failure(Error::Closed, written)),
-                Ok(n) => written += n,
-                Err(e) => return Err(failure(e.into(), written)),
+            let error = match self.io.write(&self.write_buf[written..]).await {
+                Ok(0) => Error::Closed,
+                Ok(n) => {
+                    written += n;
+                    continue;
+                }
+                Err(e) => e.into(),
+            };
+            // An upstream may answer before reading the whole request and close (413, 401):
+            // that answer, if it arrived, is the result, not the broken write.
+            if written > 0
+                && let Ok(mut head) = self.read_head(method).await
+            {
+                head.keep_alive = false;
+                return Ok(head);
             }
+            return Err(failure(error, written));
         }
-        if let Some(body) = body.filter(|b| b.len() > encode::INLINE_BODY) {
-            self.io
-                .write_all(body)
-                .await
-                .map_err(|e| failure(e.into(), written))?;
-        }
+        self.read_head(method)
+            .await
+            .map_err(|e| failure(e, written))
+    }
+
+    /// Reads until the final response head.
+    async fn read_head(&mut self, method: &Method) -> Result<Head, Error> {
         loop {
             if !self.read_buf.is_empty()
-                && let Some(head) = response_head::parse(&mut self.read_buf, method)
-                    .map_err(|e| failure(e, written))?
+                && let Some(head) = response_head::parse(&mut self.read_buf, method)?
             {
                 return Ok(head);
             }
-            let n = std::future::poll_fn(|cx| self.poll_fill(cx))
-                .await
-                .map_err(|e| failure(e.into(), written))?;
+            let n = std::future::poll_fn(|cx| self.poll_fill(cx)).await?;
             if n == 0 {
-                return Err(failure(Error::Closed, written));
+                return Err(Error::Closed);
             }
         }
     }
@@ -177,5 +184,44 @@ fn take(buf: &mut BytesMut, n: usize) -> Bytes {
         piece
     } else {
         buf.split_to(n).freeze()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpSocket;
+
+    /// An upstream that answers after the first bytes of the request and closes without
+    /// reading the rest (its unread data turns the close into a reset): the answer is the
+    /// result, not the failed write. Small socket buffers keep most of the body unsent.
+    #[tokio::test]
+    async fn an_answer_sent_before_the_body_was_read_is_the_result() {
+        let listener = TcpSocket::new_v4().unwrap();
+        listener.set_recv_buffer_size(1024).unwrap();
+        listener.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let listener = listener.listen(1).unwrap();
+        let upstream = tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let mut first = [0u8; 64];
+            tcp.read_exact(&mut first).await.unwrap();
+            tcp.write_all(b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+        });
+        let client = TcpSocket::new_v4().unwrap();
+        client.set_send_buffer_size(1024).unwrap();
+        let mut conn = H1Conn::new(client.connect(addr).await.unwrap());
+        let body = Bytes::from(vec![b'x'; MAX_BODY]);
+        let uri: Uri = "/upload".parse().unwrap();
+        let head = conn
+            .send(&Method::PUT, &uri, &HeaderMap::new(), Some(&body))
+            .await
+            .expect("the upstream's early answer");
+        upstream.await.unwrap();
+        assert_eq!(head.response.status(), 413);
+        assert!(!head.keep_alive, "the request was not fully sent");
     }
 }

@@ -56,6 +56,13 @@ pub(super) fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>,
         };
         let code = parsed.code.unwrap_or_default();
         let status = StatusCode::from_u16(code).map_err(|_| Error::BadStatus)?;
+        // A reason other than the standard one ("520 Origin Error") is passed on as sent.
+        let reason = parsed.reason.unwrap_or_default();
+        let custom_reason = status
+            .canonical_reason()
+            .is_none_or(|r| r != reason)
+            .then(|| hyper::ext::ReasonPhrase::try_from(reason.as_bytes()).ok())
+            .flatten();
         if status.is_informational() {
             // 100 Continue, 103 Early Hints: the final head follows. 101 would switch
             // protocols, which rampart never asks for (it strips `Upgrade`).
@@ -75,20 +82,30 @@ pub(super) fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>,
         let base = buf.as_ptr() as usize;
         let head = Bytes::copy_from_slice(&buf[..len]);
         let mut headers = HeaderMap::with_capacity(parsed.headers.len() + 3);
+        let mut facts = Facts::default();
         for h in parsed.headers.iter() {
             let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| Error::BadHeader)?;
             let start = h.value.as_ptr() as usize - base;
             let value = HeaderValue::from_maybe_shared(head.slice(start..start + h.value.len()))
                 .map_err(|_| Error::BadHeader)?;
+            facts.note(&name, value.as_bytes());
             headers.append(name, value);
         }
         buf.advance(len);
-        let (framing, delimited) = framing(method, status, &headers)?;
-        let keep_alive = delimited && keeps_alive(version, &headers);
+        let (framing, delimited) = facts.framing(method, status)?;
+        let keep_alive = delimited && facts.keeps_alive(version);
+        if facts.transfer_encoding.is_some() && facts.length.is_some() {
+            // RFC 9112 §6.3: Transfer-Encoding wins, and an intermediary removes the
+            // Content-Length before forwarding (the app would otherwise frame by it).
+            headers.remove(CONTENT_LENGTH);
+        }
         let mut response = Response::new(());
         *response.status_mut() = status;
         *response.version_mut() = version;
         *response.headers_mut() = headers;
+        if let Some(phrase) = custom_reason {
+            response.extensions_mut().insert(phrase);
+        }
         return Ok(Some(Head {
             response,
             framing,
@@ -97,50 +114,77 @@ pub(super) fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>,
     }
 }
 
-/// The body's framing, and whether its end is known without the connection closing.
-fn framing(
-    method: &Method,
-    status: StatusCode,
-    headers: &HeaderMap,
-) -> Result<(Framing, bool), Error> {
-    if *method == Method::HEAD
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
-        return Ok((Framing::Empty, true));
-    }
-    if headers.contains_key(TRANSFER_ENCODING) {
-        // Chunked only when it is the final coding; anything else runs to the close.
-        let last = headers
-            .get_all(TRANSFER_ENCODING)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-            .map(<[u8]>::trim_ascii)
-            .rfind(|t| !t.is_empty());
-        return Ok(match last {
-            Some(t) if t.eq_ignore_ascii_case(b"chunked") => (Framing::Chunked, true),
-            _ => (Framing::Eof, false),
-        });
-    }
-    let mut length: Option<u64> = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        for part in value
-            .as_bytes()
-            .split(|&b| b == b',')
-            .map(<[u8]>::trim_ascii)
-        {
-            let n = parse_decimal(part).ok_or(Error::BadLength)?;
-            if length.is_some_and(|l| l != n) {
-                return Err(Error::BadLength);
+/// What the framing and connection headers say, noted while the headers are built (no
+/// lookups afterwards).
+#[derive(Debug, Default)]
+struct Facts {
+    /// `Transfer-Encoding` is present; whether its final coding is `chunked`.
+    transfer_encoding: Option<bool>,
+    /// Every `Content-Length` value agreed on this; `Err` when one was invalid or differed.
+    length: Option<Result<u64, ()>>,
+    close: bool,
+    keep_alive: bool,
+}
+
+impl Facts {
+    fn note(&mut self, name: &HeaderName, value: &[u8]) {
+        let tokens = || value.split(|&b| b == b',').map(<[u8]>::trim_ascii);
+        if name == CONTENT_LENGTH {
+            for part in tokens() {
+                let n = parse_decimal(part).ok_or(());
+                self.length = Some(match self.length {
+                    None => n,
+                    Some(Ok(l)) if n == Ok(l) => n,
+                    Some(_) => Err(()),
+                });
             }
-            length = Some(n);
+        } else if name == TRANSFER_ENCODING {
+            // The final coding over all lines decides; a line of only commas changes nothing.
+            if let Some(last) = tokens().rfind(|t| !t.is_empty()) {
+                self.transfer_encoding = Some(last.eq_ignore_ascii_case(b"chunked"));
+            } else {
+                self.transfer_encoding.get_or_insert(false);
+            }
+        } else if name == CONNECTION {
+            for token in tokens() {
+                self.close |= token.eq_ignore_ascii_case(b"close");
+                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
         }
     }
-    Ok(match length {
-        Some(0) => (Framing::Empty, true),
-        Some(n) => (Framing::Length(n), true),
-        None => (Framing::Eof, false),
-    })
+
+    /// The body's framing, and whether its end is known without the connection closing.
+    fn framing(&self, method: &Method, status: StatusCode) -> Result<(Framing, bool), Error> {
+        if *method == Method::HEAD
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+        {
+            return Ok((Framing::Empty, true));
+        }
+        // Transfer-Encoding overrides Content-Length; chunked only as the final coding,
+        // anything else runs to the close. Both present is a smuggling pattern (RFC 9112
+        // §6.3): the body is read by the chunks, the connection is not reused.
+        match (self.transfer_encoding, self.length) {
+            (Some(true), Some(_)) => Ok((Framing::Chunked, false)),
+            (Some(true), None) => Ok((Framing::Chunked, true)),
+            (Some(false), _) => Ok((Framing::Eof, false)),
+            (None, Some(Ok(0))) => Ok((Framing::Empty, true)),
+            (None, Some(Ok(n))) => Ok((Framing::Length(n), true)),
+            (None, Some(Err(()))) => Err(Error::BadLength),
+            (None, None) => Ok((Framing::Eof, false)),
+        }
+    }
+
+    /// HTTP/1.1 stays open unless `Connection: close`; HTTP/1.0 only with `keep-alive`
+    /// and without Transfer-Encoding (which HTTP/1.0 does not have: faulty framing, RFC 9112
+    /// §6.1). `close` always wins.
+    fn keeps_alive(&self, version: Version) -> bool {
+        if version == Version::HTTP_10 {
+            self.keep_alive && !self.close && self.transfer_encoding.is_none()
+        } else {
+            !self.close
+        }
+    }
 }
 
 fn parse_decimal(digits: &[u8]) -> Option<u64> {
@@ -150,22 +194,6 @@ fn parse_decimal(digits: &[u8]) -> Option<u64> {
     digits.iter().try_fold(0u64, |n, &d| {
         d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
     })
-}
-
-/// HTTP/1.1 stays open unless `Connection: close`; HTTP/1.0 only with `keep-alive`.
-fn keeps_alive(version: Version, headers: &HeaderMap) -> bool {
-    let has = |token: &[u8]| {
-        headers.get_all(CONNECTION).iter().any(|v| {
-            v.as_bytes()
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-        })
-    };
-    if version == Version::HTTP_10 {
-        has(b"keep-alive")
-    } else {
-        !has(b"close")
-    }
 }
 
 #[cfg(test)]
@@ -191,6 +219,24 @@ mod tests {
         let xa: Vec<_> = h.get_all("x-a").iter().collect();
         assert_eq!(xa, ["1", "2"]);
         assert_eq!(&buf[..], b"ok\n");
+    }
+
+    #[test]
+    fn a_non_standard_reason_is_kept() {
+        let reason = |text: &str| {
+            let head = parse_all(text, Method::GET).unwrap().unwrap();
+            let phrase = head.response.extensions().get::<hyper::ext::ReasonPhrase>();
+            phrase.map(|p| String::from_utf8(p.as_bytes().to_vec()).unwrap())
+        };
+        assert_eq!(
+            reason("HTTP/1.1 520 Origin Error\r\nContent-Length: 0\r\n\r\n").as_deref(),
+            Some("Origin Error")
+        );
+        assert_eq!(
+            reason("HTTP/1.1 429 Slow Down\r\nContent-Length: 0\r\n\r\n").as_deref(),
+            Some("Slow Down")
+        );
+        assert_eq!(reason("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), None);
     }
 
     #[test]
@@ -237,7 +283,7 @@ mod tests {
                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\nContent-Length: 4\r\n\r\n",
                 Method::GET
             ),
-            (Framing::Chunked, true)
+            (Framing::Chunked, false)
         );
         assert_eq!(
             f(
@@ -246,6 +292,16 @@ mod tests {
             ),
             (Framing::Eof, false)
         );
+        // Transfer-Encoding wins, even over a Content-Length that would be an error alone;
+        // the Content-Length is removed and the connection not reused.
+        let both = parse_all(
+            "HTTP/1.1 200 OK\r\nContent-Length: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            Method::GET,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((both.framing, both.keep_alive), (Framing::Chunked, false));
+        assert!(!both.response.headers().contains_key(CONTENT_LENGTH));
         assert_eq!(
             f("HTTP/1.1 200 OK\r\n\r\n", Method::GET),
             (Framing::Eof, false)
@@ -279,6 +335,12 @@ mod tests {
         assert!(!ka("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"));
         assert!(ka(
             "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n"
+        ));
+        assert!(!ka(
+            "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        ));
+        assert!(!ka(
+            "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
         ));
     }
 
