@@ -7,7 +7,7 @@
 use bytes::Bytes;
 
 use crate::support::client::{self, request};
-use crate::support::scripted_upstream::{Script, ScriptedUpstream};
+use crate::support::raw_upstream::{RawUpstream, Script};
 use crate::support::{TestProxy, empty, full};
 
 fn config(endpoint: &str) -> String {
@@ -31,7 +31,7 @@ async fn get(proxy: &TestProxy) -> http::Response<Bytes> {
 
 #[tokio::test]
 async fn chunked_bodies_split_across_writes_arrive_whole_and_the_connection_is_reused() {
-    let up = ScriptedUpstream::start().await;
+    let up = RawUpstream::start().await;
     let proxy = TestProxy::start(&config(&up.url())).await;
     up.push(
         Script::new("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;ext=\"a\"\r\nhel")
@@ -48,7 +48,7 @@ async fn chunked_bodies_split_across_writes_arrive_whole_and_the_connection_is_r
 
 #[tokio::test]
 async fn interim_heads_are_skipped() {
-    let up = ScriptedUpstream::start().await;
+    let up = RawUpstream::start().await;
     let proxy = TestProxy::start(&config(&up.url())).await;
     up.push(
         Script::new("HTTP/1.1 100 Continue\r\n\r\n").then(
@@ -64,7 +64,7 @@ async fn interim_heads_are_skipped() {
 
 #[tokio::test]
 async fn a_close_delimited_body_is_read_to_the_close_and_its_connection_not_reused() {
-    let up = ScriptedUpstream::start().await;
+    let up = RawUpstream::start().await;
     let proxy = TestProxy::start(&config(&up.url())).await;
     up.push(
         Script::new("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\npart one, ")
@@ -79,7 +79,7 @@ async fn a_close_delimited_body_is_read_to_the_close_and_its_connection_not_reus
 
 #[tokio::test]
 async fn http_1_0_answers_keep_the_connection_only_with_keep_alive() {
-    let up = ScriptedUpstream::start().await;
+    let up = RawUpstream::start().await;
     let proxy = TestProxy::start(&config(&up.url())).await;
     // The upstream leaves this connection open; rampart must not reuse it anyway.
     up.push(Script::new(
@@ -100,7 +100,7 @@ async fn http_1_0_answers_keep_the_connection_only_with_keep_alive() {
 
 #[tokio::test]
 async fn a_malformed_answer_is_a_502_and_the_next_request_is_served() {
-    let up = ScriptedUpstream::start().await;
+    let up = RawUpstream::start().await;
     let proxy = TestProxy::start(&config(&up.url())).await;
     // Both tries get a conflicting length; then a head that is not HTTP.
     for _ in 0..2 {
@@ -125,7 +125,7 @@ async fn a_malformed_answer_is_a_502_and_the_next_request_is_served() {
 
 #[tokio::test]
 async fn a_body_cut_short_fails_that_answer_only() {
-    let up = ScriptedUpstream::start().await;
+    let up = RawUpstream::start().await;
     let proxy = TestProxy::start(&config(&up.url())).await;
     // The head in a write of its own, so it reaches the app before the body breaks.
     up.push(
@@ -149,7 +149,7 @@ async fn a_body_cut_short_fails_that_answer_only() {
 
 #[tokio::test]
 async fn large_bodies_pass_intact_both_ways() {
-    let up = ScriptedUpstream::start().await;
+    let up = RawUpstream::start().await;
     let proxy = TestProxy::start(&config(&up.url())).await;
     // 12 KiB goes out in one send by rampart's client; 60 KiB (still buffered for replay)
     // by hyper's. Either way the answer is 1 MiB in two writes.
@@ -169,7 +169,7 @@ async fn large_bodies_pass_intact_both_ways() {
             resp.body().as_ref() == answer.as_slice(),
             "the answer changed"
         );
-        let received = up.received().pop().unwrap();
+        let received = up.requests().pop().unwrap();
         assert!(received.body == sent, "the request body changed");
         assert_eq!(
             crate::support::raw_upstream::header_lines(&received.head, "content-length"),
@@ -182,7 +182,7 @@ async fn large_bodies_pass_intact_both_ways() {
 
 #[tokio::test]
 async fn a_non_standard_reason_phrase_reaches_the_app() {
-    let up = ScriptedUpstream::start().await;
+    let up = RawUpstream::start().await;
     let proxy = TestProxy::start(&config(&up.url())).await;
     up.push(Script::new(
         "HTTP/1.1 520 Origin Error\r\ncontent-length: 0\r\n\r\n",
@@ -197,7 +197,7 @@ async fn a_non_standard_reason_phrase_reaches_the_app() {
 
 #[tokio::test]
 async fn chunked_with_a_content_length_is_read_by_the_chunks_and_not_reused() {
-    let up = ScriptedUpstream::start().await;
+    let up = RawUpstream::start().await;
     let proxy = TestProxy::start(&config(&up.url())).await;
     up.push(Script::new(
         "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n4\r\nfour\r\n0\r\n\r\n",
@@ -215,14 +215,14 @@ async fn chunked_with_a_content_length_is_read_by_the_chunks_and_not_reused() {
 
 #[tokio::test]
 async fn a_streamed_body_takes_over_a_pooled_connection() {
-    let up = ScriptedUpstream::start().await;
+    let up = RawUpstream::start().await;
     let proxy = TestProxy::start(&config(&up.url())).await;
     assert_eq!(get(&proxy).await.body().as_ref(), b"ok");
     // Over retry.max_body_bytes: streamed, so hyper's client sends it, on the same socket.
     let big: Bytes = (0..100 * 1024).map(|i| (i % 249) as u8).collect();
     assert_eq!(call(&proxy, "PUT", big.clone()).await.status(), 200);
     assert_eq!(get(&proxy).await.body().as_ref(), b"ok");
-    let received = up.received();
+    let received = up.requests();
     assert_eq!(received.len(), 3);
     assert!(received[1].body == big);
     assert_eq!(up.connections(), 1, "one connection served both clients");
@@ -230,7 +230,7 @@ async fn a_streamed_body_takes_over_a_pooled_connection() {
 
 #[tokio::test]
 async fn a_pooled_connection_the_upstream_closed_is_not_used_again() {
-    let up = ScriptedUpstream::start().await;
+    let up = RawUpstream::start().await;
     let proxy = TestProxy::start(&config(&up.url())).await;
     // A keep-alive answer, then the upstream closes the connection anyway (its idle timeout).
     for _ in 0..5 {
@@ -244,5 +244,5 @@ async fn a_pooled_connection_the_upstream_closed_is_not_used_again() {
         &[("upstream", "svc"), ("outcome", "reset")],
     );
     assert_eq!(failed, Some(0.0), "no try went to a closed connection");
-    assert_eq!(up.received().len(), 5);
+    assert_eq!(up.requests().len(), 5);
 }

@@ -10,7 +10,6 @@ pub mod metrics;
 pub mod proxy;
 pub mod raw_upstream;
 pub mod redis;
-pub mod scripted_upstream;
 pub mod tls;
 pub mod upstream;
 

@@ -1,10 +1,14 @@
 //! `RawUpstream`: an HTTP/1.1 upstream on raw sockets that records every byte it receives and
 //! frames requests itself (RFC 9112 §6.3), so a test sees exactly what an origin server would
 //! read: one request per head, the body by its declared framing, and any bytes left over
-//! (a smuggled second request shows up there). Answers each complete request with `200 ok`.
+//! (a smuggled second request shows up there). Answers each complete request with the next
+//! queued [`Script`], written byte for byte (interim heads, odd chunking, close-delimited or
+//! cut-short bodies, conflicting lengths: what no server library sends), else `200 ok`.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -18,6 +22,40 @@ pub struct RawRequest {
     pub head: String,
     /// The body as the framing declares it (chunked: decoded).
     pub body: Vec<u8>,
+}
+
+/// The answer when no reply is queued.
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+/// Between a script's pieces, so the proxy sees them in separate reads.
+const PIECE_GAP: Duration = Duration::from_millis(5);
+
+/// One scripted answer: pieces written one after another, then maybe a close.
+#[derive(Clone, Debug, Default)]
+pub struct Script {
+    pieces: Vec<Vec<u8>>,
+    close: bool,
+}
+
+impl Script {
+    /// An answer that starts with `bytes`.
+    pub fn new(bytes: impl AsRef<[u8]>) -> Self {
+        Self {
+            pieces: vec![bytes.as_ref().to_vec()],
+            close: false,
+        }
+    }
+
+    /// Then `bytes`, in a write of their own.
+    pub fn then(mut self, bytes: impl AsRef<[u8]>) -> Self {
+        self.pieces.push(bytes.as_ref().to_vec());
+        self
+    }
+
+    /// Then the connection closes.
+    pub fn close(mut self) -> Self {
+        self.close = true;
+        self
+    }
 }
 
 pub struct RawUpstream {
@@ -34,6 +72,7 @@ struct State {
     consumed: Mutex<Vec<usize>>,
     requests: Mutex<Vec<RawRequest>>,
     count: watch::Sender<usize>,
+    replies: Mutex<VecDeque<Script>>,
 }
 
 /// Why the origin stopped reading a connection.
@@ -94,6 +133,16 @@ impl RawUpstream {
 
     pub fn count(&self) -> usize {
         *self.state.count.borrow()
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.bytes.lock().unwrap().len()
+    }
+
+    /// Queues the answer to the next request.
+    pub fn push(&self, script: Script) {
+        self.state.replies.lock().unwrap().push_back(script);
     }
 
     /// Every byte received on every connection, in order.
@@ -166,6 +215,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
 
 /// Frames requests one after another and answers each; stops at close or ambiguity.
 async fn serve(mut tcp: TcpStream, index: usize, state: Arc<State>) {
+    tcp.set_nodelay(true).unwrap();
     let mut reader = Reader {
         tcp: &mut tcp,
         buf: Vec::new(),
@@ -179,8 +229,17 @@ async fn serve(mut tcp: TcpStream, index: usize, state: Arc<State>) {
                 state.consumed.lock().unwrap()[index] = received - reader.buf.len();
                 state.requests.lock().unwrap().push(request);
                 state.count.send_modify(|c| *c += 1);
-                let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                if reader.tcp.write_all(ok).await.is_err() {
+                let script = state.replies.lock().unwrap().pop_front();
+                let script = script.unwrap_or_else(|| Script::new(OK));
+                for (i, piece) in script.pieces.iter().enumerate() {
+                    if i > 0 {
+                        tokio::time::sleep(PIECE_GAP).await;
+                    }
+                    if reader.tcp.write_all(piece).await.is_err() {
+                        return;
+                    }
+                }
+                if script.close {
                     return;
                 }
             }
