@@ -27,6 +27,15 @@ pub enum ResponseBody {
 }
 
 impl ResponseBody {
+    /// Whether the response's headers are already free of hop-by-hop ones: rampart's own
+    /// HTTP/1.1 client leaves them out as it parses (`upstream::h1`).
+    pub fn hop_by_hop_removed(&self) -> bool {
+        match self {
+            ResponseBody::Upstream { body, .. } => body.hop_by_hop_removed(),
+            ResponseBody::Full(_) => false,
+        }
+    }
+
     /// A complete body held in memory.
     pub fn full(bytes: Bytes) -> Self {
         ResponseBody::Full(Some(bytes))

@@ -59,7 +59,7 @@ pub struct Present {
 pub fn scan(headers: &HeaderMap) -> Present {
     let mut present = Present::default();
     for name in headers.keys() {
-        if HOP_BY_HOP.contains(name) {
+        if is_hop_by_hop(name) {
             present.hop_by_hop = true;
             continue;
         }
@@ -138,12 +138,54 @@ pub fn prepare_request(
     }
 }
 
-/// Prepares the upstream's response headers for the app.
-pub fn prepare_response(headers: &mut HeaderMap, version: Version) {
+/// Prepares the upstream's response headers for the app. `hop_by_hop_removed`: the client
+/// that parsed them already left the hop-by-hop ones out (rampart's own HTTP/1.1 client).
+pub fn prepare_response(headers: &mut HeaderMap, version: Version, hop_by_hop_removed: bool) {
     // One growth for this and what `proxy::finish` adds (request id, attempts).
     headers.reserve(3);
-    remove_hop_by_hop(headers);
+    if !hop_by_hop_removed {
+        remove_hop_by_hop(headers);
+    }
     append_via(headers, version);
+}
+
+/// Whether `name` is one of the fixed hop-by-hop headers, which never cross rampart.
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    hop_index(name).is_some()
+}
+
+/// `name`'s place in [`HOP_BY_HOP`]: one match on the name, not nine comparisons.
+fn hop_index(name: &HeaderName) -> Option<usize> {
+    match name.as_str() {
+        "connection" => Some(0),
+        "keep-alive" => Some(1),
+        "proxy-connection" => Some(2),
+        "proxy-authenticate" => Some(3),
+        "proxy-authorization" => Some(4),
+        "te" => Some(5),
+        "trailer" => Some(6),
+        "transfer-encoding" => Some(7),
+        "upgrade" => Some(8),
+        _ => None,
+    }
+}
+
+/// Adds to `out` the headers a `Connection` value names beyond the fixed hop-by-hop set
+/// (and `close`): they are hop-by-hop too. Nothing is allocated for the usual
+/// `keep-alive` or `close`.
+pub fn named_by_connection(value: &[u8], out: &mut Vec<HeaderName>) {
+    for token in value
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|token| !token.is_empty() && !token.eq_ignore_ascii_case(b"close"))
+    {
+        let fixed = HOP_BY_HOP
+            .iter()
+            .any(|name| token.eq_ignore_ascii_case(name.as_str().as_bytes()));
+        if !fixed && let Ok(name) = HeaderName::from_bytes(token) {
+            out.push(name);
+        }
+    }
 }
 
 /// Removes the fixed hop-by-hop set and every header the `Connection` header names. One
@@ -154,26 +196,15 @@ pub fn prepare_response(headers: &mut HeaderMap, version: Version) {
 fn remove_hop_by_hop(headers: &mut HeaderMap) {
     let mut found = [false; HOP_BY_HOP_COUNT];
     for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+        if let Some(i) = hop_index(name) {
             found[i] = true;
         }
     }
     // `found[0]` is `Connection` (the first of `HOP_BY_HOP`): only then can more be named.
     let mut extra: Vec<HeaderName> = Vec::new();
     if found[0] {
-        for token in headers
-            .get_all(CONNECTION)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-            .map(<[u8]>::trim_ascii)
-            .filter(|token| !token.is_empty() && !token.eq_ignore_ascii_case(b"close"))
-        {
-            let fixed = HOP_BY_HOP
-                .iter()
-                .any(|name| token.eq_ignore_ascii_case(name.as_str().as_bytes()));
-            if !fixed && let Ok(name) = HeaderName::from_bytes(token) {
-                extra.push(name);
-            }
+        for value in headers.get_all(CONNECTION) {
+            named_by_connection(value.as_bytes(), &mut extra);
         }
     }
     for (name, found) in HOP_BY_HOP.iter().zip(found) {
@@ -290,9 +321,34 @@ mod tests {
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.append(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
         h.insert("content-type", HeaderValue::from_static("text/plain"));
-        prepare_response(&mut h, Version::HTTP_11);
+        prepare_response(&mut h, Version::HTTP_11, false);
         let names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
         assert_eq!(names, ["content-type", "via"]);
+    }
+
+    /// The one-match lookup agrees with the list `remove_hop_by_hop` indexes by position.
+    #[test]
+    fn every_fixed_hop_by_hop_name_is_found_at_its_place() {
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_index(name), Some(i), "{name}");
+        }
+        for other in [
+            HOST,
+            VIA,
+            X_REQUEST_ID,
+            HeaderName::from_static("keep-alivex"),
+        ] {
+            assert!(!is_hop_by_hop(&other), "{other}");
+        }
+    }
+
+    #[test]
+    fn connection_names_only_what_is_not_already_hop_by_hop() {
+        let mut out = Vec::new();
+        named_by_connection(b"keep-alive, Upgrade, close", &mut out);
+        assert!(out.is_empty() && out.capacity() == 0, "{out:?}");
+        named_by_connection(b" X-Secret , ,x-other", &mut out);
+        assert_eq!(out, ["x-secret", "x-other"]);
     }
 
     #[test]

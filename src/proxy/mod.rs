@@ -230,7 +230,8 @@ async fn handle(
         // Answer in the app's HTTP version, not the upstream's: an HTTP/1.0 upstream must not
         // make the app's keep-alive connection close.
         *response.version_mut() = version;
-        headers::prepare_response(response.headers_mut(), version);
+        let clean = response.body().hop_by_hop_removed();
+        headers::prepare_response(response.headers_mut(), version, clean);
         response
     });
     finish(shared, done, result)

@@ -88,7 +88,7 @@ async fn probe(
         http::header::USER_AGENT,
         http::HeaderValue::from_static("rampart-health-check"),
     );
-    let sent = endpoint.pool.send(&upstream.client, endpoint, req);
+    let sent = endpoint.pool.send(&upstream.client, endpoint, req.into());
     match tokio::time::timeout(policy.timeout, sent).await {
         Ok(Ok(response)) => response.status().is_success(),
         _ => false,

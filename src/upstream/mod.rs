@@ -9,6 +9,7 @@ pub mod endpoint;
 pub mod fallback;
 pub mod h1;
 pub mod health;
+pub mod outgoing;
 pub mod policy;
 pub mod pool;
 pub mod stack;

@@ -30,6 +30,7 @@ use crate::proxy::body::RequestBody;
 use crate::upstream::client::{self, Conn, ConnectError, Connector};
 use crate::upstream::endpoint::Endpoint;
 use crate::upstream::h1::{self, H1Body, H1Conn};
+use crate::upstream::outgoing::Outgoing;
 
 /// A response body's error, from either client.
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
@@ -112,32 +113,32 @@ impl EndpointPool {
         self: &Arc<Self>,
         connector: &Connector,
         endpoint: &Endpoint,
-        mut req: Request<RequestBody>,
+        mut req: Outgoing<'_>,
     ) -> Result<Response<PooledBody>, SendError> {
-        let own = in_memory(&req) && endpoint.scheme != http::uri::Scheme::HTTPS;
+        let own = in_memory(req.body()) && endpoint.scheme != http::uri::Scheme::HTTPS;
         if let Some(mut sender) = self.shared_h2() {
+            let mut req = req.into_request();
             to_absolute_form(&mut req, endpoint);
             *req.version_mut() = Version::HTTP_2;
             return match sender.try_send_request(req).await {
                 Ok(response) => Ok(response.map(PooledBody::unpooled)),
                 Err(mut e) => match e.take_message() {
                     // The shared connection closed before this request was written.
-                    Some(req) => Box::pin(self.send_fresh(connector, endpoint, req, own)).await,
+                    Some(req) => {
+                        Box::pin(self.send_fresh(connector, endpoint, req.into(), own)).await
+                    }
                     None => Err(SendError::Request(e.into_error())),
                 },
             };
         }
         while let Some(conn) = self.checkout() {
             let mut sender = match conn {
-                Pooled::Own(mut conn) if own => {
-                    to_origin_form(&mut req, endpoint);
-                    match exchange(&mut conn, &req).await {
-                        Ok(head) => return Ok(self.own_response(conn, head)),
-                        // Closed by the endpoint before any of this request was written.
-                        Err(failure) if failure.unsent => continue,
-                        Err(failure) => return Err(SendError::Exchange(failure.error)),
-                    }
-                }
+                Pooled::Own(mut conn) if own => match exchange(&mut conn, &req, endpoint).await {
+                    Ok(head) => return Ok(self.own_response(conn, head)),
+                    // Closed by the endpoint before any of this request was written.
+                    Err(failure) if failure.unsent => continue,
+                    Err(failure) => return Err(SendError::Exchange(failure.error)),
+                },
                 Pooled::Own(conn) => match client::hyper_http1(conn).await {
                     Ok(sender) => sender,
                     Err(_) => continue,
@@ -148,12 +149,13 @@ impl EndpointPool {
             if sender.ready().await.is_err() {
                 continue;
             }
-            to_origin_form(&mut req, endpoint);
-            match sender.try_send_request(req).await {
+            let mut owned = req.into_request();
+            to_origin_form(&mut owned, endpoint);
+            match sender.try_send_request(owned).await {
                 Ok(response) => return Ok(self.pooled(response, sender)),
                 Err(mut e) => match e.take_message() {
                     // Closed by the endpoint before this request was written: another.
-                    Some(back) => req = back,
+                    Some(back) => req = back.into(),
                     None => return Err(SendError::Request(e.into_error())),
                 },
             }
@@ -169,13 +171,14 @@ impl EndpointPool {
         self: &Arc<Self>,
         connector: &Connector,
         endpoint: &Endpoint,
-        mut req: Request<RequestBody>,
+        req: Outgoing<'_>,
         own: bool,
     ) -> Result<Response<PooledBody>, SendError> {
         let connecting = if connector.prefers_h2() || self.speaks_h2.load(Ordering::Relaxed) {
             let guard = self.h2_connecting.lock().await;
             // Another request may have opened the shared connection meanwhile.
             if let Some(mut sender) = self.shared_h2() {
+                let mut req = req.into_request();
                 to_absolute_form(&mut req, endpoint);
                 *req.version_mut() = Version::HTTP_2;
                 return sender
@@ -192,20 +195,19 @@ impl EndpointPool {
         self.speaks_h2
             .store(matches!(conn, Conn::Http2(_)), Ordering::Relaxed);
         match conn {
-            Conn::Own(mut conn) => {
-                to_origin_form(&mut req, endpoint);
-                match exchange(&mut conn, &req).await {
-                    Ok(head) => Ok(self.own_response(conn, head)),
-                    Err(failure) => Err(SendError::Exchange(failure.error)),
-                }
-            }
+            Conn::Own(mut conn) => match exchange(&mut conn, &req, endpoint).await {
+                Ok(head) => Ok(self.own_response(conn, head)),
+                Err(failure) => Err(SendError::Exchange(failure.error)),
+            },
             Conn::Http1(mut sender) => {
+                let mut req = req.into_request();
                 to_origin_form(&mut req, endpoint);
                 *req.version_mut() = Version::HTTP_11;
                 let response = sender.send_request(req).await.map_err(SendError::Request)?;
                 Ok(self.pooled(response, sender))
             }
             Conn::Http2(mut sender) => {
+                let mut req = req.into_request();
                 to_absolute_form(&mut req, endpoint);
                 *req.version_mut() = Version::HTTP_2;
                 *self.h2.lock().expect("h2 slot") = Some(sender.clone());
@@ -313,25 +315,32 @@ async fn reap(pool: Weak<EndpointPool>) {
     }
 }
 
-/// True when `req`'s body is in memory and small enough for rampart's own client.
-fn in_memory(req: &Request<RequestBody>) -> bool {
-    match req.body() {
+/// True when the body is in memory and small enough for rampart's own client.
+fn in_memory(body: &RequestBody) -> bool {
+    match body {
         RequestBody::Buffered(body) => body.as_ref().is_none_or(|b| b.len() <= h1::MAX_BODY),
         _ => false,
     }
 }
 
-/// One exchange on rampart's own client; `req`'s body is in memory.
+/// One exchange on rampart's own client; `req`'s body is in memory. The head goes out in
+/// origin-form, with the endpoint's authority as Host when the app sent none.
 async fn exchange(
     conn: &mut H1Conn,
-    req: &Request<RequestBody>,
+    req: &Outgoing<'_>,
+    endpoint: &Endpoint,
 ) -> Result<h1::Head, h1::SendFailure> {
     let body = match req.body() {
         RequestBody::Buffered(body) => body.as_ref(),
         _ => None,
     };
-    conn.send(req.method(), req.uri(), req.headers(), body)
-        .await
+    let head = h1::RequestHead {
+        method: req.method(),
+        uri: req.uri(),
+        headers: req.headers(),
+        default_host: endpoint.authority.as_str(),
+    };
+    conn.send(head, body).await
 }
 
 /// HTTP/1.1 wants origin-form and a Host header (the app's, kept by the proxy; else the
@@ -409,6 +418,12 @@ impl PooledBody {
             body,
             checkin: None,
         })
+    }
+
+    /// Whether its response's hop-by-hop headers were left out when the head was parsed,
+    /// as rampart's own client does (`h1::response_head`); hyper's keeps them.
+    pub fn hop_by_hop_removed(&self) -> bool {
+        matches!(self.0, Inner::Own { .. })
     }
 }
 

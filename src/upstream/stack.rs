@@ -37,6 +37,7 @@ use crate::retry::{Decision, Retrier, SkipReason, retry_reason};
 use crate::routing::Router;
 use crate::upstream::Upstream;
 use crate::upstream::endpoint::Endpoint;
+use crate::upstream::outgoing::Outgoing;
 use crate::upstream::pool::{PooledBody, SendError};
 
 /// Per-request inputs that are not part of the HTTP request itself.
@@ -162,14 +163,18 @@ impl Upstream {
             } else {
                 tries += 1;
                 let body = replay.take().unwrap_or_else(RequestBody::empty);
-                // The last possible try takes the head itself: no header copy for requests
-                // that get one try, which is most of them.
+                // The last possible try takes the head itself; an earlier one borrows it,
+                // and only a client that needs the request by value copies it.
                 let req = match head.take_if(|_| tries == retrier.max_attempts()) {
                     Some(mut parts) => {
                         parts.extensions.clear();
-                        Request::from_parts(parts, body)
+                        Outgoing::Owned(Request::from_parts(parts, body))
                     }
-                    None => request_for_try(head.as_ref().expect("kept until the last try"), body),
+                    None => Outgoing::Borrowed {
+                        head: head.as_ref().expect("kept until the last try"),
+                        target: None,
+                        body,
+                    },
                 };
                 match self
                     .try_once(req, &self.endpoints[index], try_deadline, permit)
@@ -273,7 +278,7 @@ impl Upstream {
         (per_try, deadline): (Duration, Instant),
         (first_index, first_permit): (usize, Option<TryPermit<'_>>),
     ) -> (Result<Response<PooledBody>, Outcome>, usize, u32) {
-        let first_req = request_for_try(parts, replay.take().unwrap_or_else(RequestBody::empty));
+        let first_req = borrowed(parts, replay);
         let first_deadline = deadline.min(Instant::now() + per_try);
         // Hedged bodies are buffered, so `Failed::AppBody` cannot happen here.
         // Each try is created here, not inside an async block, so one dropped before it was
@@ -299,7 +304,7 @@ impl Upstream {
             // The breaker opened meanwhile: no second try.
             return (first.await, first_index, 1);
         };
-        let second_req = request_for_try(parts, replay.take().unwrap_or_else(RequestBody::empty));
+        let second_req = borrowed(parts, replay);
         let second_deadline = deadline.min(Instant::now() + per_try);
         let second = self.try_once(
             second_req,
@@ -328,7 +333,7 @@ impl Upstream {
     /// future dropped before its outcome, even unpolled, is counted as cancelled.
     fn try_once<'a>(
         &'a self,
-        req: Request<RequestBody>,
+        req: Outgoing<'a>,
         endpoint: &'a Endpoint,
         deadline: Instant,
         permit: Option<TryPermit<'a>>,
@@ -339,7 +344,7 @@ impl Upstream {
 
     async fn try_counted(
         &self,
-        mut req: Request<RequestBody>,
+        mut req: Outgoing<'_>,
         endpoint: &Endpoint,
         deadline: Instant,
         permit: Option<TryPermit<'_>>,
@@ -347,7 +352,7 @@ impl Upstream {
     ) -> Result<Response<PooledBody>, Failed> {
         let _counted = endpoint.start();
         if let Some(uri) = self.try_target(req.uri()) {
-            *req.uri_mut() = uri;
+            req.set_target(uri);
         }
         // Boxed: the exchange future is large, and every enclosing future (this stack, the
         // connection's service future) would otherwise carry and copy its size per request.
@@ -453,14 +458,13 @@ impl Failed {
     }
 }
 
-/// A request for one try: the prepared head (cloned, since a retry needs it again) and
-/// this try's body.
-fn request_for_try(parts: &http::request::Parts, body: RequestBody) -> Request<RequestBody> {
-    let mut req = Request::new(body);
-    *req.method_mut() = parts.method.clone();
-    *req.uri_mut() = parts.uri.clone();
-    *req.headers_mut() = parts.headers.clone();
-    req
+/// A hedged try: the head stays with the stack (both tries need it), the body is replayed.
+fn borrowed<'a>(parts: &'a http::request::Parts, replay: &mut Replay) -> Outgoing<'a> {
+    Outgoing::Borrowed {
+        head: parts,
+        target: None,
+        body: replay.take().unwrap_or_else(RequestBody::empty),
+    }
 }
 
 /// `tokio::time::timeout_at`, without the timer when `fut` finishes on its first poll, as

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::Response;
 
 use crate::support::client::{self, request};
-use crate::support::{TestProxy, TestUpstream, empty};
+use crate::support::{Reply, TestProxy, TestUpstream, empty};
 
 /// GET `path` on the proxy with extra headers; body collected.
 async fn get(proxy: &TestProxy, path: &str, headers: &[(&str, &str)]) -> Response<Bytes> {
@@ -128,6 +128,18 @@ async fn longest_prefix_wins_on_segment_boundaries_and_strip_keeps_the_query() {
         "/users?id=7"
     );
     assert_eq!(api.count(), 3);
+    // A retry sends the stripped target again (the first try's head is the kept one, with
+    // the target beside it; the retry takes that head).
+    api.push(Reply::status(503));
+    let retried = get(&proxy, "/api/users?id=8", &[]).await;
+    assert_eq!(client::header(&retried, "x-rampart-attempts"), Some("2"));
+    assert_eq!(echoed_uri(&retried), "/users?id=8");
+    let paths: Vec<String> = api.received()[3..]
+        .iter()
+        .map(|r| r.uri.to_string())
+        .collect();
+    assert_eq!(paths, ["/users?id=8", "/users?id=8"]);
+    let api_count = api.count();
 
     // The longer prefix wins, and it does not strip.
     assert_eq!(
@@ -138,7 +150,7 @@ async fn longest_prefix_wins_on_segment_boundaries_and_strip_keeps_the_query() {
     assert_eq!(api_v2.count(), 2);
     // `/api/v2x` is not under `/api/v2`; it is under `/api`.
     assert_eq!(echoed_uri(&get(&proxy, "/api/v2x", &[]).await), "/v2x");
-    assert_eq!(api.count(), 4);
+    assert_eq!(api.count(), api_count + 1);
 
     // Segment boundaries: `/apix` is not under `/api`.
     assert_no_route(&get(&proxy, "/apix", &[]).await);

@@ -3,17 +3,30 @@
 //! `Transfer-Encoding` the app sent is replaced by the exact one.
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Uri};
 
+/// A request head as the stack holds it, borrowed for writing (a retry needs it again).
+#[derive(Clone, Copy, Debug)]
+pub struct RequestHead<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// The target; only its path and query are written (origin-form).
+    pub uri: &'a Uri,
+    /// The prepared headers.
+    pub headers: &'a HeaderMap,
+    /// Host to send when `headers` has none (HTTP/1.1 requires one): the endpoint's.
+    pub default_host: &'a str,
+}
+
 /// Appends `METHOD target HTTP/1.1`, the headers, the framing and the body to `out`.
-pub(super) fn request(
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: Option<&Bytes>,
-    out: &mut Vec<u8>,
-) {
+pub(super) fn request(head: RequestHead<'_>, body: Option<&Bytes>, out: &mut Vec<u8>) {
+    let RequestHead {
+        method,
+        uri,
+        headers,
+        default_host,
+    } = head;
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     // Origin-form: an empty path (`http://svc?x=1`) is `/`.
@@ -29,14 +42,21 @@ pub(super) fn request(
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut had_length = false;
+    let mut had_host = false;
     for (name, value) in headers {
         if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
             had_length = true;
             continue;
         }
+        had_host |= name == HOST;
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !had_host {
+        out.extend_from_slice(b"host: ");
+        out.extend_from_slice(default_host.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     let len = body.map_or(0, Bytes::len);
@@ -85,13 +105,13 @@ mod tests {
         }
         let body = (!body.is_empty()).then(|| Bytes::copy_from_slice(body));
         let mut out = Vec::new();
-        request(
-            &method,
-            &target.parse().unwrap(),
-            &map,
-            body.as_ref(),
-            &mut out,
-        );
+        let head = RequestHead {
+            method: &method,
+            uri: &target.parse().unwrap(),
+            headers: &map,
+            default_host: "endpoint:8080",
+        };
+        request(head, body.as_ref(), &mut out);
         String::from_utf8(out).unwrap()
     }
 
@@ -114,25 +134,50 @@ mod tests {
         let text = encode(
             Method::POST,
             "/",
-            &[("content-length", "99"), ("transfer-encoding", "chunked")],
+            &[
+                ("host", "svc"),
+                ("content-length", "99"),
+                ("transfer-encoding", "chunked"),
+            ],
             b"hello",
         );
-        assert_eq!(text, "POST / HTTP/1.1\r\ncontent-length: 5\r\n\r\nhello");
-    }
-
-    #[test]
-    fn empty_post_says_zero() {
         assert_eq!(
-            encode(Method::POST, "/", &[], b""),
-            "POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n"
+            text,
+            "POST / HTTP/1.1\r\nhost: svc\r\ncontent-length: 5\r\n\r\nhello"
         );
     }
 
+    /// Without the app's Host (an HTTP/1.0 app, a health probe) the endpoint's is sent.
     #[test]
-    fn a_target_without_a_path_gets_slash() {
+    fn empty_post_says_zero_and_gets_the_endpoints_host() {
+        assert_eq!(
+            encode(Method::POST, "/", &[], b""),
+            "POST / HTTP/1.1\r\nhost: endpoint:8080\r\ncontent-length: 0\r\n\r\n"
+        );
+    }
+
+    /// Absolute-form (a health probe's target) and path-less targets go out in origin-form.
+    #[test]
+    fn targets_go_out_in_origin_form() {
+        let text = encode(
+            Method::GET,
+            "http://svc:9/healthz?deep=1",
+            &[("host", "svc")],
+            b"",
+        );
+        assert!(
+            text.starts_with("GET /healthz?deep=1 HTTP/1.1\r\n"),
+            "{text}"
+        );
         let mut out = Vec::new();
         let uri = Uri::from(http::uri::PathAndQuery::from_static("?x=1"));
-        request(&Method::GET, &uri, &HeaderMap::new(), None, &mut out);
+        let head = RequestHead {
+            method: &Method::GET,
+            uri: &uri,
+            headers: &HeaderMap::new(),
+            default_host: "e",
+        };
+        request(head, None, &mut out);
         assert!(out.starts_with(b"GET /?x=1 HTTP/1.1\r\n"), "{out:?}");
     }
 }

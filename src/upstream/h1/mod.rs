@@ -17,11 +17,12 @@ use std::io;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::{HeaderMap, Method, Response, Uri};
+use http::{Method, Response};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 pub use body::H1Body;
+pub use encode::RequestHead;
 pub use response_head::Head;
 
 /// Largest request body this client sends; the whole request is written before the
@@ -107,13 +108,12 @@ impl H1Conn {
     /// through [`H1Body`].
     pub async fn send(
         &mut self,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
+        head: RequestHead<'_>,
         body: Option<&Bytes>,
     ) -> Result<Head, SendFailure> {
+        let method = head.method;
         self.write_buf.clear();
-        encode::request(method, uri, headers, body, &mut self.write_buf);
+        encode::request(head, body, &mut self.write_buf);
         let mut written = 0;
         while written < self.write_buf.len() {
             let error = match self.io.write(&self.write_buf[written..]).await {
@@ -190,6 +190,7 @@ fn take(buf: &mut BytesMut, n: usize) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::{HeaderMap, Uri};
     use tokio::io::AsyncReadExt;
     use tokio::net::TcpSocket;
 
@@ -216,8 +217,14 @@ mod tests {
         let mut conn = H1Conn::new(client.connect(addr).await.unwrap());
         let body = Bytes::from(vec![b'x'; MAX_BODY]);
         let uri: Uri = "/upload".parse().unwrap();
+        let request = RequestHead {
+            method: &Method::PUT,
+            uri: &uri,
+            headers: &HeaderMap::new(),
+            default_host: "upstream",
+        };
         let head = conn
-            .send(&Method::PUT, &uri, &HeaderMap::new(), Some(&body))
+            .send(request, Some(&body))
             .await
             .expect("the upstream's early answer");
         upstream.await.unwrap();

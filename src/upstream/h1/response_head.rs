@@ -8,6 +8,7 @@ use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
 
 use super::Error;
+use crate::proxy::headers::{self, is_hop_by_hop};
 
 /// Most header lines accepted in a response head (hyper's default too).
 pub(super) const MAX_HEADERS: usize = 100;
@@ -30,7 +31,8 @@ pub enum Framing {
 /// A final response head.
 #[derive(Debug)]
 pub struct Head {
-    /// Status, version and headers; the body is attached by the caller.
+    /// Status, version and end-to-end headers (hop-by-hop ones, and those `Connection`
+    /// names, are left out); the body is attached by the caller.
     pub response: Response<()>,
     /// How its body is delimited.
     pub framing: Framing,
@@ -83,13 +85,25 @@ pub(super) fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>,
         let head = Bytes::copy_from_slice(&buf[..len]);
         let mut headers = HeaderMap::with_capacity(parsed.headers.len() + 3);
         let mut facts = Facts::default();
+        let mut named_by_connection = Vec::new();
         for h in parsed.headers.iter() {
             let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| Error::BadHeader)?;
+            facts.note(&name, h.value);
+            // Hop-by-hop headers are read here and never forwarded (RFC 9110 §7.6.1): they
+            // stay out of the map rather than being removed from it later.
+            if is_hop_by_hop(&name) {
+                if name == CONNECTION {
+                    headers::named_by_connection(h.value, &mut named_by_connection);
+                }
+                continue;
+            }
             let start = h.value.as_ptr() as usize - base;
             let value = HeaderValue::from_maybe_shared(head.slice(start..start + h.value.len()))
                 .map_err(|_| Error::BadHeader)?;
-            facts.note(&name, value.as_bytes());
             headers.append(name, value);
+        }
+        for name in named_by_connection {
+            headers.remove(name);
         }
         buf.advance(len);
         let (framing, delimited) = facts.framing(method, status)?;
@@ -219,6 +233,35 @@ mod tests {
         let xa: Vec<_> = h.get_all("x-a").iter().collect();
         assert_eq!(xa, ["1", "2"]);
         assert_eq!(&buf[..], b"ok\n");
+    }
+
+    /// Hop-by-hop headers, and those `Connection` names (before or after it), are read for
+    /// framing and keep-alive but never reach the map; end-to-end ones keep their order.
+    #[test]
+    fn hop_by_hop_headers_are_read_but_left_out() {
+        let head = parse_all(
+            "HTTP/1.1 200 OK\r\nX-Private: 1\r\nConnection: keep-alive, X-Private, close\r\n\
+             Keep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\nTrailer: x-sum\r\n\
+             Upgrade: h2c\r\nX-Kept: a\r\nconnection: x-late\r\nX-Late: 2\r\nX-Kept: b\r\n\r\n",
+            Method::GET,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((head.framing, head.keep_alive), (Framing::Chunked, false));
+        let names: Vec<_> = head.response.headers().iter().collect();
+        assert_eq!(
+            names,
+            [
+                (
+                    &HeaderName::from_static("x-kept"),
+                    &HeaderValue::from_static("a")
+                ),
+                (
+                    &HeaderName::from_static("x-kept"),
+                    &HeaderValue::from_static("b")
+                ),
+            ]
+        );
     }
 
     #[test]
