@@ -16,7 +16,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::LimitsPolicy;
-use crate::proxy::{ConnInfo, ProxyService, Shared};
+use crate::proxy::{self, ConnInfo, Shared};
 use crate::server::Drain;
 use crate::server::header_timer::HeaderTimer;
 
@@ -82,7 +82,7 @@ impl ConnectionBuilder {
         permit: OwnedSemaphorePermit,
     ) {
         let client = info.client;
-        let service = ProxyService::new(shared, info);
+        let service = proxy::service(shared, info);
         let (mut http1, http2) = (self.http1.clone(), self.http2.clone());
         http1.timer(HeaderTimer::default());
         let within = self.header_read_timeout;
