@@ -113,9 +113,34 @@ impl EndpointPool {
         self: &Arc<Self>,
         connector: &Connector,
         endpoint: &Endpoint,
-        mut req: Outgoing<'_>,
+        req: Outgoing<'_>,
     ) -> Result<Response<PooledBody>, SendError> {
         let own = in_memory(req.body()) && endpoint.scheme != http::uri::Scheme::HTTPS;
+        // The usual case inline: an idle connection of rampart's own client on top of the
+        // stack. Everything else (hyper's clients, a new connection) is a larger future
+        // that every request would carry and move if it were inline here, so it is boxed.
+        if own {
+            while let Some(mut conn) = self.checkout_own() {
+                match exchange(&mut conn, &req, endpoint).await {
+                    Ok(head) => return Ok(self.own_response(conn, head)),
+                    // Closed by the endpoint before any of this request was written.
+                    Err(failure) if failure.unsent => continue,
+                    Err(failure) => return Err(SendError::Exchange(failure.error)),
+                }
+            }
+        }
+        Box::pin(self.send_any(connector, endpoint, req, own)).await
+    }
+
+    /// [`send`](Self::send) on whatever the pool holds: the shared HTTP/2 connection, an
+    /// idle HTTP/1.1 one of either client, or a new connection.
+    async fn send_any(
+        self: &Arc<Self>,
+        connector: &Connector,
+        endpoint: &Endpoint,
+        mut req: Outgoing<'_>,
+        own: bool,
+    ) -> Result<Response<PooledBody>, SendError> {
         if let Some(mut sender) = self.shared_h2() {
             let mut req = req.into_request();
             to_absolute_form(&mut req, endpoint);
@@ -124,9 +149,7 @@ impl EndpointPool {
                 Ok(response) => Ok(response.map(PooledBody::unpooled)),
                 Err(mut e) => match e.take_message() {
                     // The shared connection closed before this request was written.
-                    Some(req) => {
-                        Box::pin(self.send_fresh(connector, endpoint, req.into(), own)).await
-                    }
+                    Some(req) => self.send_fresh(connector, endpoint, req.into(), own).await,
                     None => Err(SendError::Request(e.into_error())),
                 },
             };
@@ -160,9 +183,7 @@ impl EndpointPool {
                 },
             }
         }
-        // Boxed: opening a connection (TCP, TLS, handshake) is a large future that most
-        // requests never need, and inline it would make every request's future that large.
-        Box::pin(self.send_fresh(connector, endpoint, req, own)).await
+        self.send_fresh(connector, endpoint, req, own).await
     }
 
     /// Opens a connection for `req`; a failure here is the endpoint's, never retried inside.
@@ -229,6 +250,22 @@ impl EndpointPool {
             }
             None => None,
         }
+    }
+
+    /// The most recently returned idle connection when it is one of rampart's own client's,
+    /// still open and young enough; stale ones on top are dropped on the way.
+    fn checkout_own(&self) -> Option<H1Conn> {
+        let now = Instant::now();
+        let mut idle = self.idle.lock().expect("idle stack");
+        while let Some(entry) = idle.pop_if(|entry| matches!(entry.conn, Pooled::Own(_))) {
+            if let Pooled::Own(conn) = entry.conn
+                && now.duration_since(entry.since) < self.max_idle
+                && conn.is_open()
+            {
+                return Some(conn);
+            }
+        }
+        None
     }
 
     /// The most recently returned idle connection that is still open and young enough.
