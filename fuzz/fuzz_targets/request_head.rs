@@ -43,7 +43,8 @@ fuzz_target!(|data: &[u8]| {
     let Some(req) = parse(data) else { return };
     let _ = headers::head_size(req.method(), req.uri(), req.headers());
     let _ = overrides::parse(req.headers());
-    let Ok(upstream) = rampart::proxy::route(&ROUTER, None, &req) else {
+    let present = headers::scan(req.headers());
+    let Ok(upstream) = rampart::proxy::route(&ROUTER, None, &req, present) else {
         return;
     };
     // Whatever routed passed the head checks.
@@ -64,7 +65,6 @@ fuzz_target!(|data: &[u8]| {
     }
     let (mut parts, ()) = req.into_parts();
     let id = headers::new_request_id();
-    let present = headers::scan(&parts.headers);
     let client = headers::client_ip_value(CLIENT);
     headers::prepare_request(
         &mut parts.headers,

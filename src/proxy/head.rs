@@ -9,6 +9,7 @@ use http::uri::Authority;
 use http::{HeaderMap, Uri};
 
 use crate::error::ProxyError;
+use crate::proxy::headers::Present;
 use crate::routing::split_authority;
 
 /// The authority a request is for, as routing matches it.
@@ -26,9 +27,17 @@ pub struct Target<'a> {
 ///
 /// hyper has already refused what HTTP/1.1 cannot parse (obs-fold, NUL, bare CR, differing
 /// Content-Length values) and dropped a Content-Length sent beside Transfer-Encoding; what is
-/// left here is what it lets through on purpose.
-pub fn inspect<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Result<Target<'a>, ProxyError> {
-    check_transfer_coding(headers)?;
+/// left here is what it lets through on purpose. `present` is
+/// [`scan`](crate::proxy::headers::scan) of `headers`:
+/// the Transfer-Encoding lookup is skipped when no hop-by-hop header is there.
+pub fn inspect<'a>(
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    present: Present,
+) -> Result<Target<'a>, ProxyError> {
+    if present.hop_by_hop {
+        check_transfer_coding(headers)?;
+    }
     let mut hosts = headers.get_all(HOST).iter();
     let host_header = hosts.next();
     if hosts.next().is_some() {
@@ -138,7 +147,7 @@ mod tests {
         headers: &[(&str, &str)],
     ) -> Result<(Option<String>, Option<u16>), &'static str> {
         let (uri, map) = head(uri, headers);
-        inspect(&uri, &map)
+        inspect(&uri, &map, crate::proxy::headers::scan(&map))
             .map(|t| (t.host.map(Cow::into_owned), t.port))
             .map_err(|e| match e {
                 ProxyError::BadRequest(m) => m,

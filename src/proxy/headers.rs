@@ -35,6 +35,26 @@ const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     UPGRADE,
 ];
 
+// Header values as constants: `HeaderValue::from_static` checks its text each time it runs,
+// except where it is evaluated at compile time.
+const PROTO_HTTP: HeaderValue = HeaderValue::from_static("http");
+const VIA_1_0: HeaderValue = HeaderValue::from_static("1.0 rampart");
+const VIA_1_1: HeaderValue = HeaderValue::from_static("1.1 rampart");
+const VIA_2: HeaderValue = HeaderValue::from_static("2 rampart");
+static ATTEMPTS: [HeaderValue; 11] = [
+    HeaderValue::from_static("0"),
+    HeaderValue::from_static("1"),
+    HeaderValue::from_static("2"),
+    HeaderValue::from_static("3"),
+    HeaderValue::from_static("4"),
+    HeaderValue::from_static("5"),
+    HeaderValue::from_static("6"),
+    HeaderValue::from_static("7"),
+    HeaderValue::from_static("8"),
+    HeaderValue::from_static("9"),
+    HeaderValue::from_static("10"),
+];
+
 /// The per-request overrides, read by rampart and never forwarded.
 const X_RAMPART: [HeaderName; 3] = [X_RAMPART_UPSTREAM, X_RAMPART_ATTEMPTS, X_RAMPART_TIMEOUT_MS];
 
@@ -129,7 +149,7 @@ pub fn prepare_request(
     } else {
         headers.append(X_FORWARDED_FOR, client_ip.clone());
     }
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    headers.insert(X_FORWARDED_PROTO, PROTO_HTTP);
     append_via(headers, version);
     if present.request_id {
         headers.insert(X_REQUEST_ID, request_id.clone());
@@ -219,9 +239,8 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
 
 /// `x-rampart-attempts` for `n` tries: the common counts are static (no allocation).
 pub fn attempts_value(n: u32) -> HeaderValue {
-    const SMALL: [&str; 11] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10"];
-    match SMALL.get(n as usize) {
-        Some(text) => HeaderValue::from_static(text),
+    match ATTEMPTS.get(n as usize) {
+        Some(value) => value.clone(),
         None => HeaderValue::from(n),
     }
 }
@@ -233,11 +252,11 @@ pub fn client_ip_value(ip: IpAddr) -> HeaderValue {
 
 fn append_via(headers: &mut HeaderMap, version: Version) {
     let via = match version {
-        Version::HTTP_10 => "1.0 rampart",
-        Version::HTTP_2 => "2 rampart",
-        _ => "1.1 rampart",
+        Version::HTTP_10 => VIA_1_0,
+        Version::HTTP_2 => VIA_2,
+        _ => VIA_1_1,
     };
-    headers.append(VIA, HeaderValue::from_static(via));
+    headers.append(VIA, via);
 }
 
 /// A fresh request id: 128 random bits in hex (written by hand: `format!` costs more than

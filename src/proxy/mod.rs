@@ -185,7 +185,12 @@ async fn handle(
         Some(Ok(o)) => o,
         Some(Err(e)) => return finish(shared, done(None, 0), Err(e)),
     };
-    let upstream = match route(&shared.router.load(), conn.dedicated.as_deref(), &req) {
+    let upstream = match route(
+        &shared.router.load(),
+        conn.dedicated.as_deref(),
+        &req,
+        present,
+    ) {
         Ok(upstream) => upstream,
         Err(e) => return finish(shared, done(None, 0), Err(e)),
     };
@@ -272,18 +277,24 @@ impl Drop for Abandoned<'_> {
 }
 
 /// Chooses the upstream for a request head that passes [`head::inspect`]: the dedicated
-/// listener's upstream, else the router's answer. Pure apart from passthrough's table, so
-/// the request-head fuzz target drives it directly.
+/// listener's upstream, else the router's answer. `present` is [`headers::scan`] of its
+/// headers (no lookup for `x-rampart-upstream` unless some `x-rampart-*` header is there).
+/// Pure apart from passthrough's table, so the request-head fuzz target drives it directly.
 pub fn route<B>(
     router: &Router,
     dedicated: Option<&str>,
     req: &Request<B>,
+    present: headers::Present,
 ) -> Result<Arc<Upstream>, ProxyError> {
-    let target = head::inspect(req.uri(), req.headers())?;
+    let target = head::inspect(req.uri(), req.headers(), present)?;
     if let Some(name) = dedicated {
         return router.get(name).cloned().ok_or(ProxyError::NoRoute);
     }
-    let name = match req.headers().get(&X_RAMPART_UPSTREAM) {
+    let by_name = present
+        .rampart
+        .then(|| req.headers().get(&X_RAMPART_UPSTREAM))
+        .flatten();
+    let name = match by_name {
         Some(v) => Some(
             v.to_str()
                 .map_err(|_| ProxyError::BadRequest("x-rampart-upstream is not valid text"))?,

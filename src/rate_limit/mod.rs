@@ -106,8 +106,10 @@ impl RateLimiter {
         let deadline = started + max_wait;
         let mut hold = Some(hold);
         let mut held = None;
+        // The first decision is made as the request arrives, with all of `max_wait` left
+        // (one clock reading fewer on every request).
+        let mut left = max_wait;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
             let (wait, done) = match self.step(&key, left).await {
                 Step::Admit => break,
                 Step::AdmitAfter(wait) => (wait, true),
@@ -124,6 +126,7 @@ impl RateLimiter {
             if done {
                 break;
             }
+            left = deadline.saturating_duration_since(Instant::now());
         }
         // Only a request that slept holds a slot (or `hold` was spent); the others went on
         // at once, whatever the clock read in between.

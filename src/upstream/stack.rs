@@ -94,7 +94,8 @@ impl Upstream {
 
         // The breaker admits the first try before the request is taken apart, so a refusal
         // can hand the whole request to the fallback upstream.
-        let first = match self.admit_try(None, Instant::now()) {
+        let admitted_at = Instant::now();
+        let first = match self.admit_try(None, admitted_at) {
             Ok(admitted) => admitted,
             Err(rejected) => {
                 drop(in_flight);
@@ -104,10 +105,15 @@ impl Upstream {
 
         let (parts, body) = req.into_parts();
         let retrier = Retrier::new(retry, fwd.attempts_cap, &parts.method, &parts.headers);
+        // Whether nothing was awaited since `admitted_at` (no body to buffer).
+        let mut buffered_at_once = false;
         let mut replay = match body {
             // Nothing to read: sent as an empty in-memory body, which rampart's own HTTP/1.1
             // client takes (upstream::h1) whatever the attempts.
-            RequestBody::Streaming(body) if body.is_end_stream() => Replay::Buffered(None),
+            RequestBody::Streaming(body) if body.is_end_stream() => {
+                buffered_at_once = true;
+                Replay::Buffered(None)
+            }
             RequestBody::Streaming(body) if retrier.max_attempts() > 1 => {
                 match by_deadline(deadline, replay::prepare(body, retry.max_body_bytes)).await {
                     Ok(Ok(replay)) => replay,
@@ -143,7 +149,14 @@ impl Upstream {
         let mut tries = 0;
         let mut admitted = Some(first);
         let result = loop {
-            let try_deadline = deadline.min(Instant::now() + timeouts.per_try);
+            // A first try with no body to buffer starts at its admission (one clock
+            // reading fewer per request).
+            let started = if tries == 0 && buffered_at_once {
+                admitted_at
+            } else {
+                Instant::now()
+            };
+            let try_deadline = deadline.min(started + timeouts.per_try);
             let (index, permit) = admitted.take().expect("every try is admitted first");
             let (result, index) = if hedge && tries == 0 {
                 let parts = head.as_ref().expect("the first try keeps the head");
