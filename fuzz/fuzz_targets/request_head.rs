@@ -66,7 +66,7 @@ fuzz_target!(|data: &[u8]| {
     let (mut parts, ()) = req.into_parts();
     let id = headers::new_request_id();
     let client = headers::client_ip_value(CLIENT);
-    headers::prepare_request(
+    let forwarding = headers::prepare_request(
         &mut parts.headers,
         present,
         &parts.uri,
@@ -74,6 +74,8 @@ fuzz_target!(|data: &[u8]| {
         &client,
         &id,
     );
+    // As a client that takes a map sends it.
+    forwarding.add_to(&mut parts.headers);
     check_forwarded(&parts.headers, &parts.uri);
 });
 

@@ -44,7 +44,7 @@ pub async fn tunnel<B>(
     // The upstream's rate limit and bulkhead, then its breaker, apply to tunnel set-up
     // (SPEC §3).
     let in_flight = upstream
-        .admit_limited(req.method(), "/", req.headers(), Some(client))
+        .admit_limited(req.method(), "/", req.headers(), None, Some(client))
         .await?;
     let permit = upstream
         .admit_tunnel(tokio::time::Instant::now())

@@ -37,10 +37,10 @@ const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
 
 // Header values as constants: `HeaderValue::from_static` checks its text each time it runs,
 // except where it is evaluated at compile time.
-const PROTO_HTTP: HeaderValue = HeaderValue::from_static("http");
-const VIA_1_0: HeaderValue = HeaderValue::from_static("1.0 rampart");
-const VIA_1_1: HeaderValue = HeaderValue::from_static("1.1 rampart");
-const VIA_2: HeaderValue = HeaderValue::from_static("2 rampart");
+static PROTO_HTTP: HeaderValue = HeaderValue::from_static("http");
+static VIA_1_0: HeaderValue = HeaderValue::from_static("1.0 rampart");
+static VIA_1_1: HeaderValue = HeaderValue::from_static("1.1 rampart");
+static VIA_2: HeaderValue = HeaderValue::from_static("2 rampart");
 static ATTEMPTS: [HeaderValue; 11] = [
     HeaderValue::from_static("0"),
     HeaderValue::from_static("1"),
@@ -71,6 +71,8 @@ pub struct Present {
     pub hop_by_hop: bool,
     /// `x-forwarded-for`.
     pub forwarded_for: bool,
+    /// `x-forwarded-proto`.
+    pub forwarded_proto: bool,
     /// `expect`.
     pub expect: bool,
 }
@@ -86,6 +88,7 @@ pub fn scan(headers: &HeaderMap) -> Present {
         match name.as_str() {
             "x-request-id" => present.request_id = true,
             "x-forwarded-for" => present.forwarded_for = true,
+            "x-forwarded-proto" => present.forwarded_proto = true,
             "expect" => present.expect = true,
             n if n.starts_with("x-rampart-") => present.rampart = true,
             _ => {}
@@ -94,7 +97,61 @@ pub fn scan(headers: &HeaderMap) -> Present {
     present
 }
 
+/// The request lines rampart adds for the upstream hop, kept beside the app's headers
+/// rather than inserted into them: rampart's own HTTP/1.1 client writes them after the
+/// app's (no map insert, no growth, no drop per request); for hyper's clients and the
+/// rate-limit key they are added to a map ([`Forwarding::add_to`]). Lines that must
+/// replace or merge with what the app sent are prepared in the map instead.
+#[derive(Clone, Debug, Default)]
+pub struct Forwarding {
+    /// `x-forwarded-for`: the app's address, when the app sent none.
+    pub forwarded_for: Option<HeaderValue>,
+    /// `x-request-id`, when the app sent none.
+    pub request_id: Option<HeaderValue>,
+    /// The app's HTTP version, for `via`; `None`: no lines at all (health probes).
+    pub via: Option<Version>,
+}
+
+impl Forwarding {
+    /// Calls `line` with each line's name and value, in the order they are sent.
+    pub fn each(&self, mut line: impl FnMut(&HeaderName, &HeaderValue)) {
+        let Some(version) = self.via else { return };
+        if let Some(value) = &self.forwarded_for {
+            line(&X_FORWARDED_FOR, value);
+        }
+        line(&X_FORWARDED_PROTO, &PROTO_HTTP);
+        line(&VIA, via_value(version));
+        if let Some(value) = &self.request_id {
+            line(&X_REQUEST_ID, value);
+        }
+    }
+
+    /// The value this adds for `name`, if it adds one.
+    pub fn get(&self, name: &HeaderName) -> Option<&HeaderValue> {
+        let version = self.via?;
+        if name == X_FORWARDED_FOR {
+            self.forwarded_for.as_ref()
+        } else if name == X_FORWARDED_PROTO {
+            Some(&PROTO_HTTP)
+        } else if name == VIA {
+            Some(via_value(version))
+        } else if name == X_REQUEST_ID {
+            self.request_id.as_ref()
+        } else {
+            None
+        }
+    }
+
+    /// Appends the lines to `headers`, as a client that takes a map needs them.
+    pub fn add_to(&self, headers: &mut HeaderMap) {
+        self.each(|name, value| {
+            headers.append(name.clone(), value.clone());
+        });
+    }
+}
+
 /// Prepares the app's request headers for the upstream hop; `present` is [`scan`] of them.
+/// What is added without replacing anything the app sent is returned as [`Forwarding`].
 pub fn prepare_request(
     headers: &mut HeaderMap,
     present: Present,
@@ -102,9 +159,7 @@ pub fn prepare_request(
     version: Version,
     client_ip: &HeaderValue,
     request_id: &HeaderValue,
-) {
-    // One growth for everything added below, not one per insert.
-    headers.reserve(5);
+) -> Forwarding {
     if present.hop_by_hop {
         // gRPC and HTTP/2 need `te: trailers` end to end; every other TE value is hop-by-hop.
         let te_trailers = headers
@@ -131,6 +186,11 @@ pub fn prepare_request(
             headers.insert(HOST, value);
         }
     }
+    let mut forwarding = Forwarding {
+        forwarded_for: None,
+        request_id: None,
+        via: Some(version),
+    };
     // Every prior line is kept (RFC 9110 §5.3: repeated lines are one comma-separated list).
     if present.forwarded_for {
         let mut forwarded_for: Vec<&str> = headers
@@ -147,15 +207,18 @@ pub fn prepare_request(
             headers.insert(X_FORWARDED_FOR, value);
         }
     } else {
-        headers.append(X_FORWARDED_FOR, client_ip.clone());
+        forwarding.forwarded_for = Some(client_ip.clone());
     }
-    headers.insert(X_FORWARDED_PROTO, PROTO_HTTP);
-    append_via(headers, version);
+    // The app's own `x-forwarded-proto` is replaced by rampart's (this hop is plain HTTP).
+    if present.forwarded_proto {
+        headers.remove(X_FORWARDED_PROTO);
+    }
     if present.request_id {
         headers.insert(X_REQUEST_ID, request_id.clone());
     } else {
-        headers.append(X_REQUEST_ID, request_id.clone());
+        forwarding.request_id = Some(request_id.clone());
     }
+    forwarding
 }
 
 /// Prepares the upstream's response headers for the app. `hop_by_hop_removed`: the client
@@ -251,12 +314,16 @@ pub fn client_ip_value(ip: IpAddr) -> HeaderValue {
 }
 
 fn append_via(headers: &mut HeaderMap, version: Version) {
-    let via = match version {
-        Version::HTTP_10 => VIA_1_0,
-        Version::HTTP_2 => VIA_2,
-        _ => VIA_1_1,
-    };
-    headers.append(VIA, via);
+    headers.append(VIA, via_value(version).clone());
+}
+
+/// `via`'s value for a hop in `version`.
+fn via_value(version: Version) -> &'static HeaderValue {
+    match version {
+        Version::HTTP_10 => &VIA_1_0,
+        Version::HTTP_2 => &VIA_2,
+        _ => &VIA_1_1,
+    }
 }
 
 /// A fresh request id: 128 random bits in hex (written by hand: `format!` costs more than
@@ -300,13 +367,15 @@ mod tests {
         h.insert(TE, HeaderValue::from_static("trailers"));
         h.insert("x-rampart-attempts", HeaderValue::from_static("2"));
         h.insert("x-forwarded-for", HeaderValue::from_static("10.1.1.1"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
         h.insert("x-keep", HeaderValue::from_static("yes"));
         let id = HeaderValue::from_static("abc");
         let uri: Uri = "http://svc:8080/x".parse().unwrap();
         let present = scan(&h);
         assert!(present.hop_by_hop && present.rampart && present.forwarded_for);
+        assert!(present.forwarded_proto);
         assert!(!present.request_id && !present.expect);
-        prepare_request(
+        let forwarding = prepare_request(
             &mut h,
             present,
             &uri,
@@ -314,6 +383,11 @@ mod tests {
             &client_ip_value("127.0.0.1".parse().unwrap()),
             &id,
         );
+        // The merged x-forwarded-for is in the map; the added lines are beside it.
+        assert!(forwarding.forwarded_for.is_none());
+        assert!(!h.contains_key("x-forwarded-proto") && !h.contains_key(VIA));
+        assert_eq!(forwarding.get(&VIA).unwrap(), "1.1 rampart");
+        forwarding.add_to(&mut h);
         for gone in [
             "connection",
             "x-secret-hop",
@@ -331,6 +405,48 @@ mod tests {
         assert_eq!(h[VIA], "1.1 rampart");
         assert_eq!(h[HOST], "svc:8080");
         assert_eq!(h[X_REQUEST_ID], "abc");
+    }
+
+    /// An app that sent none of them gets every line added, in a fixed order.
+    #[test]
+    fn forwarding_lines_for_a_plain_request() {
+        let mut h = HeaderMap::new();
+        h.insert(HOST, HeaderValue::from_static("svc"));
+        let id = HeaderValue::from_static("abc");
+        let present = scan(&h);
+        let forwarding = prepare_request(
+            &mut h,
+            present,
+            &Uri::from_static("/x"),
+            Version::HTTP_10,
+            &client_ip_value("10.0.0.9".parse().unwrap()),
+            &id,
+        );
+        assert_eq!(h.len(), 1, "the app's map is left as it came");
+        let mut lines = Vec::new();
+        forwarding.each(|n, v| lines.push(format!("{n}: {}", v.to_str().unwrap())));
+        assert_eq!(
+            lines,
+            [
+                "x-forwarded-for: 10.0.0.9",
+                "x-forwarded-proto: http",
+                "via: 1.0 rampart",
+                "x-request-id: abc",
+            ]
+        );
+        for (name, value) in [
+            (X_FORWARDED_FOR, "10.0.0.9"),
+            (X_FORWARDED_PROTO, "http"),
+            (VIA, "1.0 rampart"),
+            (X_REQUEST_ID, "abc"),
+        ] {
+            assert_eq!(forwarding.get(&name).unwrap(), value, "{name}");
+        }
+        assert!(forwarding.get(&HOST).is_none());
+        assert!(
+            Forwarding::default().get(&VIA).is_none(),
+            "a probe adds nothing"
+        );
     }
 
     #[test]

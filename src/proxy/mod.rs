@@ -200,14 +200,8 @@ async fn handle(
         return finish(shared, waiting.disarm(), result);
     }
 
-    let fwd = Forward {
-        attempts_cap: overrides.attempts,
-        timeout_cap: overrides.timeout,
-        client: Some(conn.client.ip()),
-        fallback_hops: 0,
-    };
     let (mut parts, body) = req.into_parts();
-    headers::prepare_request(
+    let forwarding = headers::prepare_request(
         &mut parts.headers,
         present,
         &parts.uri,
@@ -215,6 +209,13 @@ async fn handle(
         &conn.client_ip,
         &request_id,
     );
+    let fwd = Forward {
+        attempts_cap: overrides.attempts,
+        timeout_cap: overrides.timeout,
+        client: Some(conn.client.ip()),
+        fallback_hops: 0,
+        forwarding,
+    };
     let version = parts.version;
     let req = Request::from_parts(parts, RequestBody::Streaming(body));
     let waiting = Abandoned::arm(shared, done(Some(&upstream), 0));

@@ -50,6 +50,14 @@ enum Step {
 }
 
 impl RateLimiter {
+    /// The request header this limiter keys its buckets by, if it keys by one.
+    pub fn key_header(&self) -> Option<&http::HeaderName> {
+        match &self.policy.key {
+            policy::RateLimitKey::Header(name) => Some(name),
+            _ => None,
+        }
+    }
+
     /// The limiter for `policy`; `scope` names its buckets in logs and in Redis (the upstream
     /// name, plus the route for a route's own bucket). With `global`, it must be built inside
     /// a tokio runtime (the Redis connection is made in the background).

@@ -9,6 +9,7 @@ use http::{HeaderMap, Method};
 use super::{InFlight, Upstream};
 use crate::error::ProxyError;
 use crate::metrics::UpstreamMetrics;
+use crate::proxy::headers::Forwarding;
 use crate::rate_limit::RateLimiter;
 use crate::upstream::policy::UpstreamPolicy;
 
@@ -62,20 +63,79 @@ impl Upstream {
     /// Rate limit, then bulkhead. A request that has to wait for a token takes its bulkhead
     /// slot before waiting, so waiting requests are bounded by `concurrency.max_requests`;
     /// one refused at once (429) never holds a slot.
+    /// `forwarding`: the lines rampart adds to the request; a bucket keyed by one of those
+    /// headers sees the request as it is forwarded.
     pub async fn admit_limited(
         self: &Arc<Self>,
         method: &Method,
         path: &str,
         headers: &HeaderMap,
+        forwarding: Option<&Forwarding>,
         client: Option<IpAddr>,
     ) -> Result<InFlight, ProxyError> {
         let route = self.route_index(method, path);
         let Some(limiter) = self.limiters.for_route(route) else {
             return self.admit();
         };
+        // Rare: keyed by a header only rampart adds (`header:x-forwarded-for` with an app
+        // that sends none). The lines are added to a copy of the headers for the key.
+        let forwarded;
+        let headers = match (limiter.key_header(), forwarding) {
+            (Some(name), Some(lines))
+                if !headers.contains_key(name) && lines.get(name).is_some() =>
+            {
+                let mut copy = headers.clone();
+                lines.add_to(&mut copy);
+                forwarded = copy;
+                &forwarded
+            }
+            _ => headers,
+        };
         match limiter.acquire(headers, client, || self.admit()).await? {
             Some(held) => Ok(held),
             None => self.admit(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderValue, Version};
+
+    /// A bucket keyed by a header rampart adds sees it as forwarded: one bucket per app
+    /// address here, not one shared bucket for every request without the header.
+    #[tokio::test]
+    async fn a_key_header_that_rampart_adds_is_read_as_forwarded() {
+        let yaml = "upstreams:\n  svc:\n    endpoints: [\"http://127.0.0.1:1\"]\n    hosts: [svc]\n    rate_limit: { rate: 1/s, burst: 1, key: \"header:x-forwarded-for\" }\n";
+        let config = crate::config::parse(yaml, &|_| None).unwrap();
+        let metrics = crate::metrics::Metrics::new();
+        let upstream = Arc::new(Upstream::new(config.upstreams[0].clone(), &metrics).unwrap());
+        let from = |ip: &'static str| Forwarding {
+            forwarded_for: Some(HeaderValue::from_static(ip)),
+            request_id: None,
+            via: Some(Version::HTTP_11),
+        };
+        let admit = |forwarding: Forwarding| {
+            let upstream = upstream.clone();
+            async move {
+                upstream
+                    .admit_limited(
+                        &Method::GET,
+                        "/",
+                        &HeaderMap::new(),
+                        Some(&forwarding),
+                        None,
+                    )
+                    .await
+                    .map(drop)
+            }
+        };
+        assert!(admit(from("10.0.0.1")).await.is_ok());
+        assert!(admit(from("10.0.0.2")).await.is_ok(), "its own bucket");
+        assert!(matches!(
+            admit(from("10.0.0.1")).await,
+            Err(ProxyError::RateLimited { .. })
+        ));
     }
 }

@@ -375,6 +375,7 @@ async fn exchange(
         method: req.method(),
         uri: req.uri(),
         headers: req.headers(),
+        forwarding: req.forwarding,
         default_host: endpoint.authority.as_str(),
     };
     conn.send(head, body).await

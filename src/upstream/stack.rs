@@ -32,6 +32,7 @@ use crate::error::ProxyError;
 use crate::metrics::UpstreamMetrics;
 use crate::outcome::Outcome;
 use crate::proxy::body::{RequestBody, ResponseBody};
+use crate::proxy::headers::Forwarding;
 use crate::retry::replay::{self, Replay};
 use crate::retry::{Decision, Retrier, SkipReason, retry_reason};
 use crate::routing::Router;
@@ -41,7 +42,7 @@ use crate::upstream::outgoing::Outgoing;
 use crate::upstream::pool::{PooledBody, SendError};
 
 /// Per-request inputs that are not part of the HTTP request itself.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Forward {
     /// `x-rampart-attempts`, capped at the configured attempts.
     pub attempts_cap: Option<u32>,
@@ -51,6 +52,8 @@ pub struct Forward {
     pub client: Option<IpAddr>,
     /// Fallback upstreams this request has already been sent on through.
     pub fallback_hops: u8,
+    /// The request lines rampart adds for the upstream (`x-forwarded-*`, `via`, ...).
+    pub forwarding: Forwarding,
 }
 
 /// What the stack produced for one request.
@@ -80,7 +83,13 @@ impl Upstream {
 
         let admitted = by_deadline(
             deadline,
-            self.admit_limited(req.method(), req.uri().path(), req.headers(), fwd.client),
+            self.admit_limited(
+                req.method(),
+                req.uri().path(),
+                req.headers(),
+                Some(&fwd.forwarding),
+                fwd.client,
+            ),
         );
         let in_flight = match admitted.await.unwrap_or(Err(ProxyError::UpstreamTimeout)) {
             Ok(guard) => guard,
@@ -163,7 +172,7 @@ impl Upstream {
                 // Boxed: two tries in one future; inline, every request's future would carry
                 // their size.
                 let (result, index, made) = Box::pin(self.hedged(
-                    parts,
+                    (parts, &fwd.forwarding),
                     &mut replay,
                     retry.hedge_delay,
                     (timeouts.per_try, deadline),
@@ -181,13 +190,13 @@ impl Upstream {
                 let req = match head.take_if(|_| tries == retrier.max_attempts()) {
                     Some(mut parts) => {
                         parts.extensions.clear();
-                        Outgoing::Owned(Request::from_parts(parts, body))
+                        Outgoing::owned(Request::from_parts(parts, body), Some(&fwd.forwarding))
                     }
-                    None => Outgoing::Borrowed {
-                        head: head.as_ref().expect("kept until the last try"),
-                        target: None,
+                    None => Outgoing::borrowed(
+                        head.as_ref().expect("kept until the last try"),
                         body,
-                    },
+                        Some(&fwd.forwarding),
+                    ),
                 };
                 match self
                     .try_once(req, &self.endpoints[index], try_deadline, permit)
@@ -285,13 +294,13 @@ impl Upstream {
     /// endpoint of the try that decided and how many tries were made (1 or 2).
     async fn hedged(
         &self,
-        parts: &http::request::Parts,
+        (parts, forwarding): (&http::request::Parts, &Forwarding),
         replay: &mut Replay,
         delay: Duration,
         (per_try, deadline): (Duration, Instant),
         (first_index, first_permit): (usize, Option<TryPermit<'_>>),
     ) -> (Result<Response<PooledBody>, Outcome>, usize, u32) {
-        let first_req = borrowed(parts, replay);
+        let first_req = borrowed(parts, replay, forwarding);
         let first_deadline = deadline.min(Instant::now() + per_try);
         // Hedged bodies are buffered, so `Failed::AppBody` cannot happen here.
         // Each try is created here, not inside an async block, so one dropped before it was
@@ -317,7 +326,7 @@ impl Upstream {
             // The breaker opened meanwhile: no second try.
             return (first.await, first_index, 1);
         };
-        let second_req = borrowed(parts, replay);
+        let second_req = borrowed(parts, replay, forwarding);
         let second_deadline = deadline.min(Instant::now() + per_try);
         let second = self.try_once(
             second_req,
@@ -472,12 +481,13 @@ impl Failed {
 }
 
 /// A hedged try: the head stays with the stack (both tries need it), the body is replayed.
-fn borrowed<'a>(parts: &'a http::request::Parts, replay: &mut Replay) -> Outgoing<'a> {
-    Outgoing::Borrowed {
-        head: parts,
-        target: None,
-        body: replay.take().unwrap_or_else(RequestBody::empty),
-    }
+fn borrowed<'a>(
+    parts: &'a http::request::Parts,
+    replay: &mut Replay,
+    forwarding: &'a Forwarding,
+) -> Outgoing<'a> {
+    let body = replay.take().unwrap_or_else(RequestBody::empty);
+    Outgoing::borrowed(parts, body, Some(forwarding))
 }
 
 /// `tokio::time::timeout_at`, without the timer when `fut` finishes on its first poll, as

@@ -110,40 +110,54 @@ async fn hop_by_hop_response_headers_are_not_returned() {
     assert_eq!(sent, [0, 20 * 1024]);
 }
 
+/// Both upstream clients: a GET through rampart's own (the lines written beside the app's
+/// headers), a 20 KiB PUT through hyper's (the lines added to its map).
 #[tokio::test]
 async fn forwarding_headers_and_via_are_set() {
     let up = TestUpstream::http1().await;
     let proxy = TestProxy::start(&config(&up.url(), "")).await;
 
-    let req = request("GET", &proxy.url("/f"))
-        .header("host", "svc")
-        .body(empty())
-        .unwrap();
-    let resp = client::collect(client::send(req).await.unwrap()).await;
-    assert_eq!(resp.status(), 200);
-    let got = up.last();
-    assert_eq!(got.header("x-forwarded-for"), Some("127.0.0.1"));
-    assert_eq!(got.header("x-forwarded-proto"), Some("http"));
-    assert_eq!(got.header("via"), Some("1.1 rampart"));
-    assert_eq!(client::header(&resp, "via"), Some("1.1 rampart"));
+    for (method, body) in [("GET", Vec::new()), ("PUT", vec![b'x'; 20 * 1024])] {
+        let req = request(method, &proxy.url("/f"))
+            .header("host", "svc")
+            .body(full(body.clone()))
+            .unwrap();
+        let resp = client::collect(client::send(req).await.unwrap()).await;
+        assert_eq!(resp.status(), 200);
+        let got = up.last();
+        assert_eq!(got.body_len, body.len() as u64);
+        assert_eq!(got.header("x-forwarded-for"), Some("127.0.0.1"), "{method}");
+        assert_eq!(got.header("x-forwarded-proto"), Some("http"));
+        assert_eq!(got.header("via"), Some("1.1 rampart"));
+        let id = client::header(&resp, "x-request-id").expect("a generated id");
+        assert_eq!(got.header("x-request-id"), Some(id));
+        assert_eq!(got.headers.get_all("x-request-id").iter().count(), 1);
+        assert_eq!(client::header(&resp, "via"), Some("1.1 rampart"));
 
-    // An existing chain is appended to, and an existing Via is kept.
-    let req = request("GET", &proxy.url("/f"))
-        .header("host", "svc")
-        .header("x-forwarded-for", "10.0.0.1")
-        .header("via", "1.1 edge")
-        .body(empty())
-        .unwrap();
-    client::collect(client::send(req).await.unwrap()).await;
-    let got = up.last();
-    assert_eq!(got.header("x-forwarded-for"), Some("10.0.0.1, 127.0.0.1"));
-    let via: Vec<_> = got
-        .headers
-        .get_all("via")
-        .iter()
-        .map(|v| v.to_str().unwrap())
-        .collect();
-    assert_eq!(via.join(", "), "1.1 edge, 1.1 rampart");
+        // An existing chain is appended to, an existing Via is kept, the app's own
+        // x-forwarded-proto and x-request-id are replaced by one line each.
+        let req = request(method, &proxy.url("/f"))
+            .header("host", "svc")
+            .header("x-forwarded-for", "10.0.0.1")
+            .header("x-forwarded-proto", "https")
+            .header("x-request-id", "app-id-7")
+            .header("via", "1.1 edge")
+            .body(full(body.clone()))
+            .unwrap();
+        client::collect(client::send(req).await.unwrap()).await;
+        let got = up.last();
+        assert_eq!(got.header("x-forwarded-for"), Some("10.0.0.1, 127.0.0.1"));
+        let all = |name: &str| -> Vec<String> {
+            got.headers
+                .get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(all("x-forwarded-proto"), ["http"], "{method}");
+        assert_eq!(all("x-request-id"), ["app-id-7"]);
+        assert_eq!(all("via").join(", "), "1.1 edge, 1.1 rampart");
+    }
 }
 
 #[tokio::test]

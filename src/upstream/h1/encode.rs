@@ -4,7 +4,9 @@
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
-use http::{HeaderMap, Method, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+
+use crate::proxy::headers::Forwarding;
 
 /// A request head as the stack holds it, borrowed for writing (a retry needs it again).
 #[derive(Clone, Copy, Debug)]
@@ -13,8 +15,10 @@ pub struct RequestHead<'a> {
     pub method: &'a Method,
     /// The target; only its path and query are written (origin-form).
     pub uri: &'a Uri,
-    /// The prepared headers.
+    /// The app's prepared headers.
     pub headers: &'a HeaderMap,
+    /// The lines rampart adds, written after `headers`.
+    pub forwarding: Option<&'a Forwarding>,
     /// Host to send when `headers` has none (HTTP/1.1 requires one): the endpoint's.
     pub default_host: &'a str,
 }
@@ -25,6 +29,7 @@ pub(super) fn request(head: RequestHead<'_>, body: Option<&Bytes>, out: &mut Vec
         method,
         uri,
         headers,
+        forwarding,
         default_host,
     } = head;
     out.extend_from_slice(method.as_str().as_bytes());
@@ -49,10 +54,10 @@ pub(super) fn request(head: RequestHead<'_>, body: Option<&Bytes>, out: &mut Vec
             continue;
         }
         had_host |= name == HOST;
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        line(out, name, value);
+    }
+    if let Some(forwarding) = forwarding {
+        forwarding.each(|name, value| line(out, name, value));
     }
     if !had_host {
         out.extend_from_slice(b"host: ");
@@ -71,6 +76,13 @@ pub(super) fn request(head: RequestHead<'_>, body: Option<&Bytes>, out: &mut Vec
     if let Some(body) = body {
         out.extend_from_slice(body);
     }
+}
+
+fn line(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 fn expects_body(method: &Method) -> bool {
@@ -93,7 +105,6 @@ fn itoa_usize(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
     fn encode(method: Method, target: &str, headers: &[(&str, &str)], body: &[u8]) -> String {
         let mut map = HeaderMap::new();
@@ -109,6 +120,7 @@ mod tests {
             method: &method,
             uri: &target.parse().unwrap(),
             headers: &map,
+            forwarding: None,
             default_host: "endpoint:8080",
         };
         request(head, body.as_ref(), &mut out);
@@ -175,6 +187,7 @@ mod tests {
             method: &Method::GET,
             uri: &uri,
             headers: &HeaderMap::new(),
+            forwarding: None,
             default_host: "e",
         };
         request(head, None, &mut out);

@@ -221,6 +221,7 @@ mod tests {
             method: &Method::PUT,
             uri: &uri,
             headers: &HeaderMap::new(),
+            forwarding: None,
             default_host: "upstream",
         };
         let head = conn
