@@ -119,6 +119,8 @@ impl EndpointPool {
         // The usual case inline: an idle connection of rampart's own client on top of the
         // stack. Everything else (hyper's clients, a new connection) is a larger future
         // that every request would carry and move if it were inline here, so it is boxed.
+        // Own-client connections exist only for plain endpoints that answered HTTP/1.1, so
+        // trying them before the shared HTTP/2 connection changes nothing.
         if own {
             while let Some(mut conn) = self.checkout_own() {
                 match exchange(&mut conn, &req, endpoint).await {

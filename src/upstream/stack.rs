@@ -376,8 +376,7 @@ impl Upstream {
         if let Some(uri) = self.try_target(req.uri()) {
             req.set_target(uri);
         }
-        // Boxed: the exchange future is large, and every enclosing future (this stack, the
-        // connection's service future) would otherwise carry and copy its size per request.
+        // Inline: the pool boxes its own large paths (`EndpointPool::send`).
         let sent = endpoint.pool.send(&self.client, endpoint, req);
         let outcome = match tokio::time::timeout_at(deadline, sent).await {
             Ok(Ok(response)) => {

@@ -3,7 +3,8 @@
 //! in `/proc/PID/io`, which counts `write`-family calls (`write`, `writev`) but not socket
 //! `send`s, so a proxied request itself counts none. Guards the heartbeat
 //! (src/heartbeat.rs): without it, each request at low load also wrote to tokio's `eventfd`
-//! because its per-try timer was the earliest one registered (one write per request).
+//! because its per-try timer was the earliest one registered (one write per request). The
+//! number of `send`s is not counted here (docs/performance.md has `perf stat` figures).
 
 use std::time::Duration;
 
