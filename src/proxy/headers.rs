@@ -114,7 +114,7 @@ pub struct Forwarding {
 
 impl Forwarding {
     /// Calls `line` with each line's name and value, in the order they are sent.
-    pub fn each(&self, mut line: impl FnMut(&HeaderName, &HeaderValue)) {
+    pub fn each<'a>(&'a self, mut line: impl FnMut(&HeaderName, &'a HeaderValue)) {
         let Some(version) = self.via else { return };
         if let Some(value) = &self.forwarded_for {
             line(&X_FORWARDED_FOR, value);
@@ -128,18 +128,13 @@ impl Forwarding {
 
     /// The value this adds for `name`, if it adds one.
     pub fn get(&self, name: &HeaderName) -> Option<&HeaderValue> {
-        let version = self.via?;
-        if name == X_FORWARDED_FOR {
-            self.forwarded_for.as_ref()
-        } else if name == X_FORWARDED_PROTO {
-            Some(&PROTO_HTTP)
-        } else if name == VIA {
-            Some(via_value(version))
-        } else if name == X_REQUEST_ID {
-            self.request_id.as_ref()
-        } else {
-            None
-        }
+        let mut found = None;
+        self.each(|line, value| {
+            if line == name {
+                found.get_or_insert(value);
+            }
+        });
+        found
     }
 
     /// Appends the lines to `headers`, as a client that takes a map needs them.

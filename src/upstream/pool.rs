@@ -75,6 +75,13 @@ struct Idle {
     since: Instant,
 }
 
+impl Idle {
+    /// Still open and idle for less than `max_idle` at `now`.
+    fn usable(&self, now: Instant, max_idle: Duration) -> bool {
+        now.duration_since(self.since) < max_idle && self.conn.is_open()
+    }
+}
+
 /// An idle HTTP/1.1 connection of either client.
 #[derive(Debug)]
 enum Pooled {
@@ -122,12 +129,9 @@ impl EndpointPool {
         // Own-client connections exist only for plain endpoints that answered HTTP/1.1, so
         // trying them before the shared HTTP/2 connection changes nothing.
         if own {
-            while let Some(mut conn) = self.checkout_own() {
-                match exchange(&mut conn, &req, endpoint).await {
-                    Ok(head) => return Ok(self.own_response(conn, head)),
-                    // Closed by the endpoint before any of this request was written.
-                    Err(failure) if failure.unsent => continue,
-                    Err(failure) => return Err(SendError::Exchange(failure.error)),
+            while let Some(Pooled::Own(conn)) = self.checkout(|c| matches!(c, Pooled::Own(_))) {
+                if let Some(result) = self.send_on_idle(conn, &req, endpoint).await {
+                    return result;
                 }
             }
         }
@@ -156,13 +160,11 @@ impl EndpointPool {
                 },
             };
         }
-        while let Some(conn) = self.checkout() {
+        while let Some(conn) = self.checkout(|_| true) {
             let mut sender = match conn {
-                Pooled::Own(mut conn) if own => match exchange(&mut conn, &req, endpoint).await {
-                    Ok(head) => return Ok(self.own_response(conn, head)),
-                    // Closed by the endpoint before any of this request was written.
-                    Err(failure) if failure.unsent => continue,
-                    Err(failure) => return Err(SendError::Exchange(failure.error)),
+                Pooled::Own(conn) if own => match self.send_on_idle(conn, &req, endpoint).await {
+                    Some(result) => return result,
+                    None => continue,
                 },
                 Pooled::Own(conn) => match client::hyper_http1(conn).await {
                     Ok(sender) => sender,
@@ -254,32 +256,32 @@ impl EndpointPool {
         }
     }
 
-    /// The most recently returned idle connection when it is one of rampart's own client's,
-    /// still open and young enough; stale ones on top are dropped on the way.
-    fn checkout_own(&self) -> Option<H1Conn> {
+    /// The most recently returned idle connection that is still open and young enough,
+    /// while the one on top is one `take` wants; unusable ones on top are dropped on the way.
+    fn checkout(&self, take: impl Fn(&Pooled) -> bool) -> Option<Pooled> {
         let now = Instant::now();
         let mut idle = self.idle.lock().expect("idle stack");
-        while let Some(entry) = idle.pop_if(|entry| matches!(entry.conn, Pooled::Own(_))) {
-            if let Pooled::Own(conn) = entry.conn
-                && now.duration_since(entry.since) < self.max_idle
-                && conn.is_open()
-            {
-                return Some(conn);
+        while let Some(entry) = idle.pop_if(|entry| take(&entry.conn)) {
+            if entry.usable(now, self.max_idle) {
+                return Some(entry.conn);
             }
         }
         None
     }
 
-    /// The most recently returned idle connection that is still open and young enough.
-    fn checkout(&self) -> Option<Pooled> {
-        let now = Instant::now();
-        let mut idle = self.idle.lock().expect("idle stack");
-        while let Some(entry) = idle.pop() {
-            if now.duration_since(entry.since) < self.max_idle && entry.conn.is_open() {
-                return Some(entry.conn);
-            }
+    /// One exchange on an idle own-client connection. `None`: the endpoint had closed it
+    /// before any of the request was written, so the request can go on another.
+    async fn send_on_idle(
+        self: &Arc<Self>,
+        mut conn: H1Conn,
+        req: &Outgoing<'_>,
+        endpoint: &Endpoint,
+    ) -> Option<Result<Response<PooledBody>, SendError>> {
+        match exchange(&mut conn, req, endpoint).await {
+            Ok(head) => Some(Ok(self.own_response(conn, head))),
+            Err(failure) if failure.unsent => None,
+            Err(failure) => Some(Err(SendError::Exchange(failure.error))),
         }
-        None
     }
 
     fn pooled(
@@ -344,9 +346,7 @@ async fn reap(pool: Weak<EndpointPool>) {
         let Some(pool) = pool.upgrade() else { return };
         let now = Instant::now();
         let mut idle = pool.idle.lock().expect("idle stack");
-        idle.retain(|entry| {
-            now.duration_since(entry.since) < pool.max_idle && entry.conn.is_open()
-        });
+        idle.retain(|entry| entry.usable(now, pool.max_idle));
         if idle.is_empty() {
             pool.reaping.store(false, Ordering::Release);
             return;
