@@ -12,11 +12,12 @@
 //! - [`retry`], [`rate_limit`], [`breaker`]: the resilience policies.
 //! - [`admin`]: /metrics, /healthz, /readyz, /admin/*.
 //! - [`demo`]: `rampart demo`, a self-contained tour with local upstreams.
-//! - [`metrics`], [`outcome`], [`error`], [`telemetry`], [`heartbeat`].
+//! - [`metrics`], [`outcome`], [`error`], [`telemetry`], [`heartbeat`], [`bytes_arena`].
 
 pub mod admin;
 pub mod app;
 pub mod breaker;
+pub mod bytes_arena;
 pub mod cli;
 pub mod config;
 pub mod demo;

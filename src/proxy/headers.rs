@@ -322,7 +322,8 @@ fn via_value(version: Version) -> &'static HeaderValue {
 }
 
 /// A fresh request id: 128 random bits in hex (written by hand: `format!` costs more than
-/// the rest of the id's work together).
+/// the rest of the id's work together), in the thread's [`bytes_arena`](crate::bytes_arena)
+/// chunk rather than an allocation of its own.
 pub fn new_request_id() -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let id: u128 = rand::random();
@@ -330,7 +331,8 @@ pub fn new_request_id() -> HeaderValue {
     for (i, digit) in text.iter_mut().enumerate() {
         *digit = HEX[((id >> (124 - 4 * i)) & 0xf) as usize];
     }
-    HeaderValue::from_bytes(&text).expect("hex is a valid header value")
+    HeaderValue::from_maybe_shared(crate::bytes_arena::copy(&text))
+        .expect("hex is a valid header value")
 }
 
 /// The size of a request head as it arrived, for `max_request_header_bytes`.

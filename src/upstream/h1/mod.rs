@@ -179,7 +179,7 @@ fn failure(error: Error, written: usize) -> SendFailure {
 /// The first `n` bytes of `buf` as their own `Bytes` (see [`COPY_MAX`]).
 fn take(buf: &mut BytesMut, n: usize) -> Bytes {
     if n <= COPY_MAX {
-        let piece = Bytes::copy_from_slice(&buf[..n]);
+        let piece = crate::bytes_arena::copy(&buf[..n]);
         buf.advance(n);
         piece
     } else {

@@ -3,7 +3,7 @@
 
 use std::mem::MaybeUninit;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
 
@@ -80,9 +80,10 @@ pub(super) fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>,
             Version::HTTP_11
         };
         // One copy of the head: header values are slices of it, and the read buffer stays
-        // unshared, so it is reused for the next response instead of reallocated.
+        // unshared, so it is reused for the next response instead of reallocated. A usual
+        // head is copied into the thread's shared chunk, not an allocation of its own.
         let base = buf.as_ptr() as usize;
-        let head = Bytes::copy_from_slice(&buf[..len]);
+        let head = crate::bytes_arena::copy(&buf[..len]);
         let mut headers = HeaderMap::with_capacity(parsed.headers.len() + 3);
         let mut facts = Facts::default();
         let mut named_by_connection = Vec::new();
