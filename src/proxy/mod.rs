@@ -26,6 +26,7 @@ use crate::error::ProxyError;
 use crate::metrics::{Metrics, UpstreamMetrics};
 use crate::routing::{Miss, RouteKey, Router};
 use crate::secret::Secret;
+use crate::upstream::try_timer::TryTimer;
 use crate::upstream::{Exchange, Forward, Upstream};
 use app_body::{AppBody, Unread};
 use body::{RequestBody, ResponseBody};
@@ -95,6 +96,8 @@ pub struct ConnInfo {
     pub dedicated: Option<Arc<str>>,
     /// `client`'s IP as a header value, formatted once per connection.
     client_ip: HeaderValue,
+    /// The per-try timer this connection's requests reuse.
+    try_timer: TryTimer,
 }
 
 impl ConnInfo {
@@ -104,6 +107,7 @@ impl ConnInfo {
             client,
             dedicated,
             client_ip: headers::client_ip_value(client.ip()),
+            try_timer: TryTimer::default(),
         }
     }
 }
@@ -215,6 +219,7 @@ async fn handle(
         client: Some(conn.client.ip()),
         fallback_hops: 0,
         forwarding,
+        try_timer: Some(conn.try_timer.clone()),
     };
     let version = parts.version;
     let req = Request::from_parts(parts, RequestBody::Streaming(body));

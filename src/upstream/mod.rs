@@ -15,6 +15,7 @@ pub mod pool;
 pub mod stack;
 pub mod tls;
 pub mod try_admission;
+pub mod try_timer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

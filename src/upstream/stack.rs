@@ -40,6 +40,7 @@ use crate::upstream::Upstream;
 use crate::upstream::endpoint::Endpoint;
 use crate::upstream::outgoing::Outgoing;
 use crate::upstream::pool::{PooledBody, SendError};
+use crate::upstream::try_timer::{self, TryTimer};
 
 /// Per-request inputs that are not part of the HTTP request itself.
 #[derive(Clone, Debug, Default)]
@@ -54,6 +55,8 @@ pub struct Forward {
     pub fallback_hops: u8,
     /// The request lines rampart adds for the upstream (`x-forwarded-*`, `via`, ...).
     pub forwarding: Forwarding,
+    /// The client connection's reusable per-try timer; `None`: each try arms its own.
+    pub try_timer: Option<TryTimer>,
 }
 
 /// What the stack produced for one request.
@@ -198,8 +201,9 @@ impl Upstream {
                         Some(&fwd.forwarding),
                     ),
                 };
+                let timer = fwd.try_timer.as_ref();
                 match self
-                    .try_once(req, &self.endpoints[index], try_deadline, permit)
+                    .try_once(req, &self.endpoints[index], try_deadline, permit, timer)
                     .await
                 {
                     Err(Failed::AppBody) => {
@@ -310,6 +314,7 @@ impl Upstream {
             &self.endpoints[first_index],
             first_deadline,
             first_permit,
+            None,
         );
         let first = async { first.await.map_err(Failed::outcome) };
         tokio::pin!(first);
@@ -333,6 +338,7 @@ impl Upstream {
             &self.endpoints[second_index],
             second_deadline,
             second_permit,
+            None,
         );
         let second = async { second.await.map_err(Failed::outcome) };
         tokio::pin!(second);
@@ -352,23 +358,25 @@ impl Upstream {
 
     /// One try against one endpoint, until response headers or `deadline`; its outcome is
     /// recorded by the breaker that admitted it. The try counts from when this is called: a
-    /// future dropped before its outcome, even unpolled, is counted as cancelled.
+    /// future dropped before its outcome, even unpolled, is counted as cancelled. `timer`:
+    /// the client connection's reusable try timer (`None`: one of the try's own).
     fn try_once<'a>(
         &'a self,
         req: Outgoing<'a>,
         endpoint: &'a Endpoint,
         deadline: Instant,
         permit: Option<TryPermit<'a>>,
+        timer: Option<&'a TryTimer>,
     ) -> impl Future<Output = Result<Response<PooledBody>, Failed>> + 'a {
         let unfinished = Unfinished(Some(&self.metrics));
-        self.try_counted(req, endpoint, deadline, permit, unfinished)
+        self.try_counted(req, endpoint, (deadline, timer), permit, unfinished)
     }
 
     async fn try_counted(
         &self,
         mut req: Outgoing<'_>,
         endpoint: &Endpoint,
-        deadline: Instant,
+        (deadline, timer): (Instant, Option<&TryTimer>),
         permit: Option<TryPermit<'_>>,
         unfinished: Unfinished<'_>,
     ) -> Result<Response<PooledBody>, Failed> {
@@ -378,7 +386,7 @@ impl Upstream {
         }
         // Inline: the pool boxes its own large paths (`EndpointPool::send`).
         let sent = endpoint.pool.send(&self.client, endpoint, req);
-        let outcome = match tokio::time::timeout_at(deadline, sent).await {
+        let outcome = match try_timer::timeout_at(timer, deadline, sent).await {
             Ok(Ok(response)) => {
                 unfinished.finish();
                 let outcome = Outcome::from_status(response.status());
