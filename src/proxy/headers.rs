@@ -75,12 +75,16 @@ pub struct Present {
     pub forwarded_proto: bool,
     /// `expect`.
     pub expect: bool,
+    /// The header lines' size as they arrived (`name: value` and CRLF each), for
+    /// [`head_size`].
+    pub header_bytes: usize,
 }
 
-/// Scans a request's header names once (see [`Present`]).
+/// Scans a request's header lines once (see [`Present`]).
 pub fn scan(headers: &HeaderMap) -> Present {
     let mut present = Present::default();
-    for name in headers.keys() {
+    for (name, value) in headers {
+        present.header_bytes += name.as_str().len() + value.len() + 4;
         if is_hop_by_hop(name) {
             present.hop_by_hop = true;
             continue;
@@ -335,15 +339,13 @@ pub fn new_request_id() -> HeaderValue {
         .expect("hex is a valid header value")
 }
 
-/// The size of a request head as it arrived, for `max_request_header_bytes`.
-pub fn head_size(method: &http::Method, uri: &Uri, headers: &HeaderMap) -> usize {
+/// The size of a request head as it arrived, for `max_request_header_bytes`: the request
+/// line and `header_bytes` from [`scan`] (one pass over the headers serves both).
+pub fn head_size(method: &http::Method, uri: &Uri, header_bytes: usize) -> usize {
     let uri_len = uri.scheme_str().map_or(0, |s| s.len() + 3)
         + uri.authority().map_or(0, |a| a.as_str().len())
         + uri.path_and_query().map_or(1, |p| p.as_str().len());
-    let line = method.as_str().len() + uri_len + 12;
-    headers
-        .iter()
-        .fold(line, |n, (k, v)| n + k.as_str().len() + v.len() + 4)
+    method.as_str().len() + uri_len + 12 + header_bytes
 }
 
 #[cfg(test)]
@@ -496,5 +498,18 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert!(a.as_bytes().iter().all(u8::is_ascii_hexdigit), "{a:?}");
         assert_ne!(a, new_request_id());
+    }
+
+    #[test]
+    fn head_size_counts_the_head_as_it_arrived() {
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("svc"));
+        h.append("accept", HeaderValue::from_static("a"));
+        h.append("accept", HeaderValue::from_static("bb"));
+        let uri: Uri = "/path?q=1".parse().unwrap();
+        // Every line with its CRLF; the blank line that ends the head is not counted.
+        let wire = "GET /path?q=1 HTTP/1.1\r\nhost: svc\r\naccept: a\r\naccept: bb\r\n";
+        let size = head_size(&http::Method::GET, &uri, scan(&h).header_bytes);
+        assert_eq!(size, wire.len());
     }
 }

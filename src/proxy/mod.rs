@@ -175,7 +175,7 @@ async fn handle(
         unread: &unread,
     };
 
-    if headers::head_size(req.method(), req.uri(), req.headers())
+    if headers::head_size(req.method(), req.uri(), present.header_bytes)
         > shared.max_header_bytes.load(Ordering::Relaxed)
     {
         return finish(
