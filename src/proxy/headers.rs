@@ -256,6 +256,10 @@ fn hop_index(name: &HeaderName) -> Option<usize> {
 /// (and `close`): they are hop-by-hop too. Nothing is allocated for the usual
 /// `keep-alive` or `close`.
 pub fn named_by_connection(value: &[u8], out: &mut Vec<HeaderName>) {
+    // Nearly every value is one of these two: no token scan.
+    if value.eq_ignore_ascii_case(b"keep-alive") || value.eq_ignore_ascii_case(b"close") {
+        return;
+    }
     for token in value
         .split(|&b| b == b',')
         .map(<[u8]>::trim_ascii)
@@ -480,7 +484,13 @@ mod tests {
     fn connection_names_only_what_is_not_already_hop_by_hop() {
         let mut out = Vec::new();
         named_by_connection(b"keep-alive, Upgrade, close", &mut out);
+        for single in [&b"Keep-Alive"[..], b"close", b"CLOSE", b"keep-alive"] {
+            named_by_connection(single, &mut out);
+        }
         assert!(out.is_empty() && out.capacity() == 0, "{out:?}");
+        named_by_connection(b"x-hop", &mut out);
+        assert_eq!(out, ["x-hop"]);
+        out.clear();
         named_by_connection(b" X-Secret , ,x-other", &mut out);
         assert_eq!(out, ["x-secret", "x-other"]);
     }
