@@ -1,19 +1,24 @@
-//! Small request-scoped byte strings (an upstream's response head, a short body piece, a
-//! generated request id) copied into a shared chunk instead of an allocation each.
+//! Small short-lived byte strings (an upstream's response head relayed to an HTTP/1 app,
+//! short body pieces) copied into a shared chunk instead of an allocation each.
 //!
 //! Why: each was a `malloc` and a `free` per request, and a copied head paid a second pair
 //! when its first header value was sliced from it (the copy turns shared then). A chunk is
 //! one allocation for dozens of requests; cutting a piece from it is a reference-count
 //! increment. The chunk is freed when its last piece is dropped, or reused in place when the
-//! next one is needed and no piece of it is left. A piece kept for long (a request waiting
-//! on a slow upstream keeps its id) holds at most one chunk, [`CHUNK`] bytes.
+//! next one is needed and no piece of it is left.
+//!
+//! The cost: a piece kept alive keeps its whole chunk, [`CHUNK`] bytes. So only what is
+//! dropped once relayed comes here. Not header values an HTTP/2 peer's HPACK table may keep
+//! for the life of its connection (generated request ids, heads for an HTTP/2 app). A body
+//! piece waiting in an HTTP/2 stream's send buffer holds one chunk until flow control
+//! lets it go.
 
 use std::cell::RefCell;
 
 use bytes::{Bytes, BytesMut};
 
-/// Bytes per chunk: small enough that a request held for long pins little, large enough
-/// that allocations are rare (a typical head and id are about 200 bytes).
+/// Bytes per chunk: small enough that a piece held for long pins little, large enough that
+/// allocations are rare (a typical response head is about 150 bytes).
 pub const CHUNK: usize = 4 * 1024;
 /// Larger pieces get their own allocation: they would waste the rest of a chunk.
 pub const MAX_PIECE: usize = 512;

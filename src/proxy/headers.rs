@@ -19,13 +19,15 @@ pub const X_RAMPART_UPSTREAM: HeaderName = HeaderName::from_static("x-rampart-up
 pub const X_RAMPART_TIMEOUT_MS: HeaderName = HeaderName::from_static("x-rampart-timeout-ms");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `Keep-Alive`, which `http` has no constant for.
+pub const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
 const HOP_BY_HOP_COUNT: usize = 9;
 /// Hop-by-hop headers of RFC 9110 §7.6.1 plus the non-standard ones proxies see;
 /// `Connection` first (`remove_hop_by_hop` reads its index).
 const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     CONNECTION,
-    HeaderName::from_static("keep-alive"),
+    KEEP_ALIVE,
     HeaderName::from_static("proxy-connection"),
     PROXY_AUTHENTICATE,
     PROXY_AUTHORIZATION,
@@ -330,8 +332,9 @@ fn via_value(version: Version) -> &'static HeaderValue {
 }
 
 /// A fresh request id: 128 random bits in hex (written by hand: `format!` costs more than
-/// the rest of the id's work together), in the thread's [`bytes_arena`](crate::bytes_arena)
-/// chunk rather than an allocation of its own.
+/// the rest of the id's work together). An allocation of its own, not the
+/// [`bytes_arena`](crate::bytes_arena): an HTTP/2 peer's HPACK table keeps header values
+/// long after the request, and each kept id would pin a whole chunk.
 pub fn new_request_id() -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let id: u128 = rand::random();
@@ -339,7 +342,9 @@ pub fn new_request_id() -> HeaderValue {
     for (i, digit) in text.iter_mut().enumerate() {
         *digit = HEX[((id >> (124 - 4 * i)) & 0xf) as usize];
     }
-    HeaderValue::from_maybe_shared(crate::bytes_arena::copy(&text))
+    // One allocation holding the text and its count: the copy in the response shares it
+    // (a `Vec`-backed value would allocate again on that first clone).
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text))
         .expect("hex is a valid header value")
 }
 

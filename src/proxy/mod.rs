@@ -219,7 +219,8 @@ async fn handle(
         client: Some(conn.client.ip()),
         fallback_hops: 0,
         forwarding,
-        try_timer: Some(conn.try_timer.clone()),
+        // HTTP/2 streams run as tasks of their own: each try arms its own timer.
+        try_timer: (parts.version <= http::Version::HTTP_11).then(|| conn.try_timer.clone()),
     };
     let version = parts.version;
     let req = Request::from_parts(parts, RequestBody::Streaming(body));

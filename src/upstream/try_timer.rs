@@ -8,8 +8,9 @@
 //! with one atomic store; the entry is touched again only when its old slot comes due. The
 //! same idea as `server::header_timer`, for the other timer every request arms.
 //!
-//! Tries that overlap (hedging, HTTP/2 streams of one connection) find the timer taken and
-//! use a timer of their own, exactly like `timeout_at`.
+//! Only HTTP/1 connections use it: their requests run one at a time on the connection's
+//! task, so the timer's registered waker is always that task's. Tries that overlap
+//! (hedging) find the timer taken and use a timer of their own, like `timeout_at`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -118,11 +119,13 @@ impl<F: Future> Future for Timeout<'_, F> {
             // `fut` used up the task's budget, so the timer would answer Pending: look at
             // the clock instead, or a future that always exhausts the budget (a fast
             // upload) would never time out. tokio's `Timeout` has the same escape.
-            return if Instant::now() >= deadline {
-                Poll::Ready(Err(Elapsed))
-            } else {
-                Poll::Pending
-            };
+            if Instant::now() >= deadline {
+                return Poll::Ready(Err(Elapsed));
+            }
+            // The operation that spent the last of the budget did not ask for a wake-up, and
+            // the timer was not polled: be polled again, with a fresh budget, to arm it.
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         }
         sleep.as_mut().poll(cx).map(|()| Err(Elapsed))
     }
@@ -225,5 +228,27 @@ mod tests {
             result = timed => assert_eq!(result, Err(Elapsed)),
             () = clock => panic!("the deadline passed unnoticed"),
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_future_that_spends_the_last_of_the_budget_and_waits_still_times_out() {
+        let timer = TryTimer::default();
+        let started = Instant::now();
+        // On its first poll, takes the budget to exactly zero (no wake-up is asked for on
+        // the way) and then waits on something outside tokio that never wakes it.
+        let mut first = true;
+        let quiet = poll_fn(|cx| {
+            if std::mem::take(&mut first) {
+                while tokio::task::coop::has_budget_remaining() {
+                    let _ = pin!(tokio::task::consume_budget()).poll(cx);
+                }
+            }
+            Poll::<()>::Pending
+        });
+        let timed = timer.timeout_at(started + SECOND, quiet);
+        // A hang would otherwise be the failure; this bound reports it instead.
+        let outcome = tokio::time::timeout(SECOND * 10, timed).await;
+        assert_eq!(outcome, Ok(Err(Elapsed)));
+        assert_eq!(started.elapsed(), SECOND);
     }
 }

@@ -112,6 +112,11 @@ impl H1Conn {
         body: Option<&Bytes>,
     ) -> Result<Head, SendFailure> {
         let method = head.method;
+        // Relayed to an HTTP/1 app, the response head is dropped once written out.
+        let short_lived = head
+            .forwarding
+            .and_then(|f| f.via)
+            .is_some_and(|v| v <= http::Version::HTTP_11);
         self.write_buf.clear();
         encode::request(head, body, &mut self.write_buf);
         let mut written = 0;
@@ -127,23 +132,23 @@ impl H1Conn {
             // An upstream may answer before reading the whole request and close (413, 401):
             // that answer, if it arrived, is the result, not the broken write.
             if written > 0
-                && let Ok(mut head) = self.read_head(method).await
+                && let Ok(mut head) = self.read_head(method, short_lived).await
             {
                 head.keep_alive = false;
                 return Ok(head);
             }
             return Err(failure(error, written));
         }
-        self.read_head(method)
+        self.read_head(method, short_lived)
             .await
             .map_err(|e| failure(e, written))
     }
 
-    /// Reads until the final response head.
-    async fn read_head(&mut self, method: &Method) -> Result<Head, Error> {
+    /// Reads until the final response head (`short_lived`: see [`response_head::parse`]).
+    async fn read_head(&mut self, method: &Method, short_lived: bool) -> Result<Head, Error> {
         loop {
             if !self.read_buf.is_empty()
-                && let Some(head) = response_head::parse(&mut self.read_buf, method)?
+                && let Some(head) = response_head::parse(&mut self.read_buf, method, short_lived)?
             {
                 return Ok(head);
             }

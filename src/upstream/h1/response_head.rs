@@ -41,8 +41,15 @@ pub struct Head {
 }
 
 /// Parses the final response head at the start of `buf`, consuming it (and any interim 1xx
-/// heads before it). `Ok(None)`: more bytes are needed.
-pub(super) fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, Error> {
+/// heads before it). `Ok(None)`: more bytes are needed. `short_lived`: the head is dropped
+/// once relayed (an HTTP/1 app), so it may be copied into the thread's
+/// [`bytes_arena`](crate::bytes_arena) chunk; otherwise (an HTTP/2 app, whose HPACK table
+/// keeps header values, or a health probe) it gets an allocation of its own.
+pub(super) fn parse(
+    buf: &mut BytesMut,
+    method: &Method,
+    short_lived: bool,
+) -> Result<Option<Head>, Error> {
     loop {
         // Uninitialised slots: zeroing 100 of them would cost more than parsing a short head.
         let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -80,10 +87,13 @@ pub(super) fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>,
             Version::HTTP_11
         };
         // One copy of the head: header values are slices of it, and the read buffer stays
-        // unshared, so it is reused for the next response instead of reallocated. A usual
-        // head is copied into the thread's shared chunk, not an allocation of its own.
+        // unshared, so it is reused for the next response instead of reallocated.
         let base = buf.as_ptr() as usize;
-        let head = crate::bytes_arena::copy(&buf[..len]);
+        let head = if short_lived {
+            crate::bytes_arena::copy(&buf[..len])
+        } else {
+            bytes::Bytes::copy_from_slice(&buf[..len])
+        };
         // Built in place in the response: no empty map made and dropped beside it.
         let mut response = Response::new(());
         let headers = response.headers_mut();
@@ -142,7 +152,7 @@ fn header_name(raw: &[u8]) -> Result<HeaderName, http::header::InvalidHeaderName
         b"Date" | b"date" => header::DATE,
         b"Server" | b"server" => header::SERVER,
         b"Connection" | b"connection" => CONNECTION,
-        b"Keep-Alive" | b"keep-alive" => HeaderName::from_static("keep-alive"),
+        b"Keep-Alive" | b"keep-alive" => headers::KEEP_ALIVE,
         b"Transfer-Encoding" | b"transfer-encoding" => TRANSFER_ENCODING,
         b"Cache-Control" | b"cache-control" => header::CACHE_CONTROL,
         b"ETag" | b"Etag" | b"etag" => header::ETAG,
@@ -245,7 +255,7 @@ mod tests {
 
     fn parse_all(text: &str, method: Method) -> Result<Option<Head>, Error> {
         let mut buf = BytesMut::from(text.as_bytes());
-        parse(&mut buf, &method)
+        parse(&mut buf, &method, true)
     }
 
     #[test]
@@ -303,7 +313,7 @@ mod tests {
         let mut buf = BytesMut::from(
             &b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 3\r\nX-A: 1\r\nX-A: 2\r\n\r\nok\n"[..],
         );
-        let head = parse(&mut buf, &Method::GET).unwrap().unwrap();
+        let head = parse(&mut buf, &Method::GET, false).unwrap().unwrap();
         assert_eq!(head.response.status(), 200);
         assert_eq!(head.framing, Framing::Length(3));
         assert!(head.keep_alive);
