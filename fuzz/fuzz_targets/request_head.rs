@@ -41,9 +41,9 @@ const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3));
 
 fuzz_target!(|data: &[u8]| {
     let Some(req) = parse(data) else { return };
-    let _ = headers::head_size(req.method(), req.uri(), req.headers());
-    let _ = overrides::parse(req.headers());
     let present = headers::scan(req.headers());
+    let _ = headers::head_size(req.method(), req.uri(), present.header_bytes);
+    let _ = overrides::parse(req.headers());
     let Ok(upstream) = rampart::proxy::route(&ROUTER, None, &req, present) else {
         return;
     };
