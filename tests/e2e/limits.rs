@@ -105,6 +105,33 @@ async fn an_oversized_request_head_is_431() {
     assert_eq!(up.count(), 1);
 }
 
+/// The limit counts the head as the app sent it: the request line and every header line
+/// with their CRLFs (the blank line that ends the head is not counted). At the limit the
+/// request goes on; one byte over, rampart answers 431.
+#[tokio::test]
+async fn the_header_limit_counts_the_head_as_sent() {
+    let up = TestUpstream::http1().await;
+    let limits = "limits: { max_request_header_bytes: 4KiB }\n";
+    let proxy = TestProxy::start(&config(&up.url(), limits, "")).await;
+    let head = |pad: usize| {
+        format!(
+            "GET /edge HTTP/1.1\r\nHost: svc\r\nConnection: close\r\nX-Pad: {}\r\n",
+            "p".repeat(pad)
+        )
+    };
+    let fill = 4096 - head(0).len();
+
+    let at_limit = head(fill) + "\r\n";
+    let answer = client::raw(proxy.addr, at_limit.as_bytes(), Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+
+    let over = head(fill + 1) + "\r\n";
+    let answer = client::raw(proxy.addr, over.as_bytes(), Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+    assert!(answer.contains("request_headers_too_large"), "{answer:?}");
+    assert_eq!(up.count(), 1);
+}
+
 #[tokio::test]
 async fn too_many_headers_is_431() {
     let up = TestUpstream::http1().await;
