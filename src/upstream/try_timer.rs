@@ -11,6 +11,10 @@
 //! Only HTTP/1 connections use it: their requests run one at a time on the connection's
 //! task, so the timer's registered waker is always that task's. Tries that overlap
 //! (hedging) find the timer taken and use a timer of their own, like `timeout_at`.
+//!
+//! [`timeout_at`] with no shared timer is also the request deadline around admission and
+//! body buffering: those usually finish on their first poll, and a timer is created only
+//! for a future that waits (creating and dropping one costs about 500 instructions).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -140,6 +144,30 @@ mod tests {
     use super::*;
 
     const SECOND: Duration = Duration::from_secs(1);
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_shared_timer_it_answers_like_timeout_at() {
+        let past = Instant::now();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        // Ready at once: its output, even past the deadline, as `timeout_at` gives.
+        assert_eq!(timeout_at(None, past, async { 7 }).await.unwrap(), 7);
+        assert_eq!(tokio::time::timeout_at(past, async { 7 }).await.unwrap(), 7);
+
+        // Pending, then done before the deadline: its output, when it finished.
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(5);
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            8
+        };
+        assert_eq!(timeout_at(None, deadline, slow).await.unwrap(), 8);
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+
+        // Never done: elapsed at the deadline, not before.
+        let never = std::future::pending::<()>();
+        assert!(timeout_at(None, deadline, never).await.is_err());
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn answers_like_timeout_at_on_one_reused_timer() {
