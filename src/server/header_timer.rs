@@ -10,27 +10,28 @@
 //! wheel, and the entry is touched again only when its old slot comes due.
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::rt::{Sleep, Timer};
 use tokio::time::Instant;
 
-/// The connection's one tokio `Sleep`, created on the first header read that waits.
-type Slot = Arc<Mutex<Option<Pin<Box<tokio::time::Sleep>>>>>;
+use crate::upstream::try_timer::TryTimer;
 
-/// The timer of one connection: clones share its one tokio `Sleep`.
+/// The timer of one connection: clones share its one tokio `Sleep` (the same reusable slot
+/// as the connection's per-try timer, a separate instance).
 #[derive(Clone, Debug, Default)]
 pub struct HeaderTimer {
-    slot: Slot,
+    slot: TryTimer,
 }
 
-/// One header read's deadline, driven by the connection's shared `Sleep`. hyper holds at
-/// most one of these per connection at a time.
+/// One header read's deadline. It takes the connection's `Sleep` on its first poll and
+/// gives it back when hyper drops it; hyper holds at most one of these per connection at a
+/// time.
 struct HeaderSleep {
-    slot: Slot,
+    slot: TryTimer,
     deadline: Instant,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Timer for HeaderTimer {
@@ -44,6 +45,7 @@ impl Timer for HeaderTimer {
         Box::pin(HeaderSleep {
             slot: self.slot.clone(),
             deadline: deadline.into(),
+            sleep: None,
         })
     }
 
@@ -57,17 +59,22 @@ impl Future for HeaderSleep {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let deadline = self.deadline;
-        // Uncontended: only the connection's own task polls its header sleep.
-        let mut slot = self
-            .slot
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let sleep = slot.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if sleep.deadline() != deadline {
-            sleep.as_mut().reset(deadline);
+        // Every field is Unpin (the tokio `Sleep` is boxed).
+        let this = self.get_mut();
+        let deadline = this.deadline;
+        let slot = &this.slot;
+        this.sleep
+            .get_or_insert_with(|| slot.take_or_new(deadline))
+            .as_mut()
+            .poll(cx)
+    }
+}
+
+impl Drop for HeaderSleep {
+    fn drop(&mut self) {
+        if let Some(sleep) = self.sleep.take() {
+            self.slot.put(sleep);
         }
-        sleep.as_mut().poll(cx)
     }
 }
 

@@ -42,6 +42,12 @@ impl TryTimer {
         timeout_at(Some(self), deadline, fut)
     }
 
+    /// The shared timer set to `deadline`, or a new one when another user has it.
+    pub(crate) fn take_or_new(&self, deadline: Instant) -> Pin<Box<Sleep>> {
+        self.take(deadline)
+            .unwrap_or_else(|| Box::pin(tokio::time::sleep_until(deadline)))
+    }
+
     /// The shared timer set to `deadline`, if no other try has it.
     fn take(&self, deadline: Instant) -> Option<Pin<Box<Sleep>>> {
         let mut sleep = self.lock().take()?;
@@ -53,7 +59,7 @@ impl TryTimer {
     }
 
     /// Keeps `sleep` for the next try unless one is kept already.
-    fn put(&self, sleep: Pin<Box<Sleep>>) {
+    pub(crate) fn put(&self, sleep: Pin<Box<Sleep>>) {
         let mut slot = self.lock();
         if slot.is_none() {
             *slot = Some(sleep);
@@ -114,10 +120,9 @@ impl<F: Future> Future for Timeout<'_, F> {
             return Poll::Ready(Ok(out));
         }
         let deadline = *this.deadline;
-        let sleep = this.sleep.get_or_insert_with(|| {
-            this.timer
-                .and_then(|t| t.take(deadline))
-                .unwrap_or_else(|| Box::pin(tokio::time::sleep_until(deadline)))
+        let sleep = this.sleep.get_or_insert_with(|| match this.timer {
+            Some(timer) => timer.take_or_new(deadline),
+            None => Box::pin(tokio::time::sleep_until(deadline)),
         });
         if had_budget && !tokio::task::coop::has_budget_remaining() {
             // `fut` used up the task's budget, so the timer would answer Pending: look at
