@@ -17,8 +17,8 @@ pub mod tls;
 pub mod try_admission;
 pub mod try_timer;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use http::Method;
 
@@ -51,8 +51,10 @@ pub struct Upstream {
     limiters: admission::Limiters,
     /// Circuit breakers; `None` when `circuit_breaker: off`.
     breakers: Option<Breakers>,
-    /// Active health checks; aborted when this upstream is dropped.
-    _health: Option<health::HealthTask>,
+    /// Active health checks; aborted when this upstream is dropped. Set once the `Arc`
+    /// exists: a task spawned inside `Arc::new_cyclic` could run on another worker first,
+    /// find its `Weak` dead and stop for good.
+    health: OnceLock<health::HealthTask>,
 }
 
 /// Why an upstream could not be built (TLS material that changed on disk since validation).
@@ -88,11 +90,9 @@ impl Upstream {
             .as_ref()
             .map(|b| Breakers::new(&policy.name, b, &urls, &metrics));
         drop(urls);
-        Arc::new_cyclic(|weak| Self {
-            _health: policy
-                .health_check
-                .clone()
-                .map(|hc| health::spawn(weak.clone(), hc)),
+        let health_check = policy.health_check.clone();
+        let upstream = Arc::new(Self {
+            health: OnceLock::new(),
             budget,
             limiters,
             breakers,
@@ -104,7 +104,13 @@ impl Upstream {
             client,
             metrics,
             in_flight: AtomicU32::new(0),
-        })
+        });
+        if let Some(hc) = health_check {
+            let task = health::spawn(Arc::downgrade(&upstream), hc);
+            // Fresh cell: the set cannot fail.
+            let _ = upstream.health.set(task);
+        }
+        upstream
     }
 
     /// The name in the admin API and logs.
