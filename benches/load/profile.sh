@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Instructions per proxied request, counted by callgrind (repeatable on a busy machine, unlike
 # wall time): an nginx upstream on 127.0.0.1:18080, rampart (profiling build) on :18090 with
-# benches/load/rampart-bench.yaml, a fixed number of keep-alive requests from oha, then
-# Ir / request. Usage: benches/load/profile.sh [REQUESTS] [PATH]   (defaults 20000 /)
-# Leaves callgrind.out in $OUT (default /tmp/rampart-profile) for callgrind_annotate.
+# $CONFIG (default benches/load/rampart-bench.yaml), a fixed number of keep-alive requests
+# from oha, then Ir / request. Usage: benches/load/profile.sh [REQUESTS] [PATH]
+# (defaults 20000 /). Leaves callgrind.out in $OUT (default /tmp/rampart-profile) for
+# callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 requests=${1:-20000}
 path=${2:-/}
 out=${OUT:-/tmp/rampart-profile}
+config=${CONFIG:-benches/load/rampart-bench.yaml}
 mkdir -p "$out"
 for tool in nginx oha valgrind callgrind_annotate; do
     command -v "$tool" >/dev/null || { echo "missing $tool (bash ../shared/bench/setup.sh; apt-get install valgrind)" >&2; exit 1; }
@@ -41,9 +43,10 @@ for _ in $(seq 50); do curl -sf http://127.0.0.1:18080/ >/dev/null && break; sle
 
 export BENCH_LISTEN=127.0.0.1:18090 BENCH_UPSTREAM=127.0.0.1:18080 BENCH_ADMIN_PORT=18091 RAMPART_LOG=${RAMPART_LOG:-warn}
 valgrind --tool=callgrind --compress-strings=no --compress-pos=no --callgrind-out-file="$out/callgrind.out" \
-    "$bin" run -c benches/load/rampart-bench.yaml 2>"$out/valgrind.log" &
+    "$bin" run -c "$config" 2>"$out/valgrind.log" &
 proxy_pid=$!
-for _ in $(seq 300); do curl -sf "http://127.0.0.1:18090$path" >/dev/null && break; sleep 0.2; done
+# Up to 2 minutes: 10,000 upstreams take a while to build under valgrind.
+for _ in $(seq 600); do curl -sf "http://127.0.0.1:18090$path" >/dev/null && break; sleep 0.2; done
 # Instructions spent starting up and on the sanity request, measured apart.
 callgrind_control --dump=startup "$proxy_pid" >/dev/null
 callgrind_control --zero "$proxy_pid" >/dev/null

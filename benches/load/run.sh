@@ -32,5 +32,17 @@ python3 "$harness" \
 
 python3 "$root/benches/load/idle_connections.py" "$bin" "$root/benches/load/rampart-bench.yaml" 1000 \
     > "$out/idle-connections.json"
+
+# The route alone and among 10,000 upstreams again, as instructions per request (callgrind,
+# benches/load/profile.sh): on a busy host the wall-clock CPU above moves by more than the
+# 5 % the goal allows between rounds of the same build; instruction counts repeat.
+instructions() {
+    OUT="$out/callgrind-$1" CONFIG="$2" "$root/benches/load/profile.sh" 20000 / \
+        | awk '/^instructions:/ {print $4}'
+}
+one=$(instructions rampart "$root/benches/load/rampart-bench.yaml")
+many=$(instructions rampart-10k "$out/rampart-10k.yaml")
+echo "{\"rampart\": $one, \"rampart-10k\": $many}" > "$out/instructions.json"
+
 python3 "$root/benches/load/table.py" "$out/harness/results.json" "$out/idle-connections.json" \
-    | tee "$out/table.md"
+    "$out/instructions.json" | tee "$out/table.md"
