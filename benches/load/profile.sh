@@ -6,13 +6,15 @@
 # (defaults 20000 /). Leaves callgrind.out in $OUT (default /tmp/rampart-profile) for
 # callgrind_annotate.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 requests=${1:-20000}
 path=${2:-/}
 out=${OUT:-/tmp/rampart-profile}
-config=${CONFIG:-benches/load/rampart-bench.yaml}
 mkdir -p "$out"
-for tool in nginx oha valgrind callgrind_annotate; do
+out=$(realpath "$out")
+# Relative to where the script was called from, before it moves to the repository root.
+config=$(realpath "${CONFIG:-$(dirname "${BASH_SOURCE[0]}")/rampart-bench.yaml}")
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+for tool in nginx oha curl valgrind callgrind_control callgrind_annotate; do
     command -v "$tool" >/dev/null || { echo "missing $tool (bash ../shared/bench/setup.sh; apt-get install valgrind)" >&2; exit 1; }
 done
 cargo build --profile profiling --locked --bin rampart >&2
@@ -46,7 +48,12 @@ valgrind --tool=callgrind --compress-strings=no --compress-pos=no --callgrind-ou
     "$bin" run -c "$config" 2>"$out/valgrind.log" &
 proxy_pid=$!
 # Up to 2 minutes: 10,000 upstreams take a while to build under valgrind.
-for _ in $(seq 600); do curl -sf "http://127.0.0.1:18090$path" >/dev/null && break; sleep 0.2; done
+ready=
+for _ in $(seq 600); do
+    curl -sf "http://127.0.0.1:18090$path" >/dev/null && { ready=1; break; }
+    sleep 0.2
+done
+[ -n "$ready" ] || { echo "rampart did not answer $path within 2 minutes (see $out/valgrind.log)" >&2; exit 1; }
 # Instructions spent starting up and on the sanity request, measured apart.
 callgrind_control --dump=startup "$proxy_pid" >/dev/null
 callgrind_control --zero "$proxy_pid" >/dev/null
@@ -57,6 +64,9 @@ proxy_pid=
 load=$(ls -t "$out"/callgrind.out* | while read -r f; do grep -q '^desc: Trigger: dump load' "$f" && { echo "$f"; break; }; done)
 ir=$(callgrind_annotate "$load" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
 ok=$(awk '/\[200\]/ {print $2; exit}' "$out/oha.txt")
+# A count that includes refused or failed requests would not be per proxied request.
+[ "${ok:-0}" = "$requests" ] || { echo "only ${ok:-0} of $requests requests answered 200 (see $out/oha.txt)" >&2; exit 1; }
+[ -n "$ir" ] || { echo "no instruction count in $load" >&2; exit 1; }
 echo "requests: $requests ($ok answered 200), path $path"
 echo "instructions: $ir total, $((ir / requests)) per request"
 echo "profile: callgrind_annotate $load | head -60"

@@ -5,9 +5,14 @@
 # 10,000 upstreams (cost independent of config size). Then 1,000 idle keep-alive client
 # connections against rampart alone (RSS). Writes results/<run>/table.md with the figures of
 # docs/performance.md. Needs ../shared/bench/setup.sh first (nginx, haproxy, caddy, wrk, oha).
-# Usage: benches/load/run.sh [extra bench.py args, e.g. --quick]
+# Then instructions per request for the route alone and among 10,000 (benches/load/profile.sh,
+# valgrind). Usage: benches/load/run.sh [extra bench.py args, e.g. --quick]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# Checked now, not after the half hour of harness rounds that come first.
+for tool in nginx oha curl valgrind callgrind_control callgrind_annotate; do
+    command -v "$tool" >/dev/null || { echo "missing $tool (bash ../shared/bench/setup.sh; apt-get install valgrind)" >&2; exit 1; }
+done
 root=$PWD
 harness=${BENCH_HARNESS:-$root/../shared/bench/bench.py}
 [ -f "$harness" ] || { echo "no harness at $harness" >&2; exit 1; }
@@ -42,6 +47,9 @@ instructions() {
 }
 one=$(instructions rampart "$root/benches/load/rampart-bench.yaml")
 many=$(instructions rampart-10k "$out/rampart-10k.yaml")
+for n in "$one" "$many"; do
+    [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "no instruction count from profile.sh (got '$n')" >&2; exit 1; }
+done
 echo "{\"rampart\": $one, \"rampart-10k\": $many}" > "$out/instructions.json"
 
 python3 "$root/benches/load/table.py" "$out/harness/results.json" "$out/idle-connections.json" \

@@ -52,8 +52,8 @@ pub struct Upstream {
     /// Circuit breakers; `None` when `circuit_breaker: off`.
     breakers: Option<Breakers>,
     /// Active health checks; aborted when this upstream is dropped. Set once the `Arc`
-    /// exists: a task spawned inside `Arc::new_cyclic` could run on another worker first,
-    /// find its `Weak` dead and stop for good.
+    /// exists: a task spawned inside `Arc::new_cyclic` (from a reload's blocking thread)
+    /// could be polled before the `Arc` was done, find its `Weak` dead and stop for good.
     health: OnceLock<health::HealthTask>,
 }
 

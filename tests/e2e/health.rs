@@ -130,16 +130,25 @@ async fn every_upstream_a_reload_rebuilds_keeps_probing() {
     let summary = proxy.app().reload().await.expect("reload");
     assert_eq!(summary.changed.len(), UPSTREAMS);
 
+    // Two probes each: a task that probed once and then stopped would not do.
     let unprobed = || {
-        let seen: std::collections::HashSet<String> =
-            up.received().iter().map(|r| r.path().to_owned()).collect();
+        let mut probes = std::collections::HashMap::<String, usize>::new();
+        for r in up.received() {
+            *probes.entry(r.path().to_owned()).or_default() += 1;
+        }
         (0..UPSTREAMS)
-            .filter(|i| !seen.contains(&format!("/g1/u{i}")))
+            .filter(|i| probes.get(&format!("/g1/u{i}")).copied().unwrap_or(0) < 2)
             .collect::<Vec<_>>()
     };
     let all_probed = tokio::time::timeout(Duration::from_secs(10), async {
-        while !unprobed().is_empty() {
-            up.wait_for(up.count() + 1).await;
+        loop {
+            // Counted before the log is read: a request logged after the read has counted
+            // past `seen`, so the wait cannot miss it.
+            let seen = up.count();
+            if unprobed().is_empty() {
+                break;
+            }
+            up.wait_for(seen + 1).await;
         }
     })
     .await;
