@@ -231,9 +231,11 @@ async fn handle(
         ..waiting.disarm()
     };
     let result = result.map(|mut response| {
-        // Answer in the app's HTTP version, not the upstream's: an HTTP/1.0 upstream must not
-        // make the app's keep-alive connection close.
-        *response.version_mut() = version;
+        // Answer in the app's protocol, not the upstream's: an HTTP/1.0 upstream must not
+        // make the app's keep-alive connection close. An HTTP/1 answer says 1.1 even to an
+        // HTTP/1.0 app: hyper then writes `HTTP/1.0` with `connection: keep-alive` when the
+        // app asked for it, where a 1.0 answer would close every such connection.
+        *response.version_mut() = version.max(http::Version::HTTP_11);
         let clean = response.body().hop_by_hop_removed();
         headers::prepare_response(response.headers_mut(), version, clean);
         response
