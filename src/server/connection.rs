@@ -89,8 +89,9 @@ impl ConnectionBuilder {
         let client = info.client;
         let service = proxy::service(shared, info);
         let (mut http1, http2) = (self.http1.clone(), self.http2.clone());
-        http1.timer(HeaderTimer::default());
         let within = self.header_read_timeout;
+        // The first head's time counts from now, the wait for its first bytes included.
+        http1.timer(HeaderTimer::first_by(tokio::time::Instant::now() + within));
         let signal = drain.signal.clone();
         drain.tracker.spawn(async move {
             let result = if speaks_h2(&stream, within).await {

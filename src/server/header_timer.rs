@@ -10,6 +10,7 @@
 //! wheel, and the entry is touched again only when its old slot comes due.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,11 +19,27 @@ use tokio::time::Instant;
 
 use crate::upstream::try_timer::TryTimer;
 
-/// The timer of one connection: clones share its one tokio `Sleep` (the same reusable slot
-/// as the connection's per-try timer, a separate instance).
-#[derive(Clone, Debug, Default)]
+/// The timer of one connection, with its one tokio `Sleep` (the same reusable slot as the
+/// connection's per-try timer, a separate instance).
+#[derive(Debug, Default)]
 pub struct HeaderTimer {
     slot: TryTimer,
+    /// The latest the first head may end: one header-read timeout after the accept. rampart
+    /// waits for the first bytes (the HTTP/2 preface peek) before hyper starts its timer,
+    /// and that wait must not nearly double the time a silent or slow client is given.
+    first_by: Option<Instant>,
+    /// The first head's deadline has been handed out.
+    first_done: AtomicBool,
+}
+
+impl HeaderTimer {
+    /// The timer of a connection whose first head must be complete by `first_by`.
+    pub fn first_by(first_by: Instant) -> Self {
+        Self {
+            first_by: Some(first_by),
+            ..Self::default()
+        }
+    }
 }
 
 /// One header read's deadline. It takes the connection's `Sleep` on its first poll and
@@ -42,9 +59,18 @@ impl Timer for HeaderTimer {
     // hyper's trait speaks std's Instant; it is converted to tokio's at once.
     #[allow(clippy::disallowed_types)]
     fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn Sleep>> {
+        let mut deadline = Instant::from_std(deadline);
+        // hyper calls this when it starts reading the first head; later heads come through
+        // `reset`, which calls it again, after the first.
+        if let Some(first_by) = self.first_by
+            && !self.first_done.load(Ordering::Relaxed)
+        {
+            self.first_done.store(true, Ordering::Relaxed);
+            deadline = deadline.min(first_by);
+        }
         Box::pin(HeaderSleep {
             slot: self.slot.clone(),
-            deadline: deadline.into(),
+            deadline,
             sleep: None,
         })
     }
@@ -120,6 +146,21 @@ mod tests {
         assert!(poll_once(&mut third).await.is_pending());
         tokio::time::advance(second).await;
         third.as_mut().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_head_ends_by_its_bound_and_later_ones_get_their_whole_time() {
+        let accepted = Instant::now();
+        let timeout = Duration::from_secs(10);
+        let timer = HeaderTimer::first_by(accepted + timeout);
+        // hyper starts reading the first head 6 s after the accept (the preface peek).
+        tokio::time::advance(Duration::from_secs(6)).await;
+        timer.sleep(timeout).await;
+        assert_eq!(accepted.elapsed(), timeout);
+        // The next head gets its whole 10 s.
+        let started = Instant::now();
+        timer.sleep(timeout).await;
+        assert_eq!(started.elapsed(), timeout);
     }
 
     #[tokio::test(start_paused = true)]

@@ -187,6 +187,45 @@ async fn a_slowloris_client_is_cut_off_after_header_read_timeout() {
     assert_eq!(get_svc(&proxy).await.status(), 200);
 }
 
+/// The first head's time counts from the connection's accept, not from the end of rampart's
+/// wait for its first bytes: a silent client, or one whose first byte comes late, is cut off
+/// one `header_read_timeout` after it connected (it used to get nearly twice that).
+#[tokio::test]
+async fn the_first_head_read_timeout_counts_from_the_connect() {
+    let up = TestUpstream::http1().await;
+    let limits = "limits: { header_read_timeout: 1s }\n";
+    let proxy = TestProxy::start(&config(&up.url(), limits, "")).await;
+
+    let silent = async {
+        let connected = Instant::now();
+        let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+        closed_within(&mut stream, Duration::from_secs(3))
+            .await
+            .expect("the silent client is cut off");
+        connected.elapsed()
+    };
+    let late = async {
+        let connected = Instant::now();
+        let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+        // The client's own pause before its first byte: part of the scenario.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        stream.write_all(b"G").await.unwrap();
+        closed_within(&mut stream, Duration::from_secs(3))
+            .await
+            .expect("the late client is cut off");
+        connected.elapsed()
+    };
+    let (silent, late) = tokio::join!(silent, late);
+    for (who, elapsed) in [("silent", silent), ("late", late)] {
+        // One timeout (1 s); twice it would be 2 s for the silent one, 1.6 s for the late.
+        assert!(
+            elapsed >= Duration::from_millis(900) && elapsed < Duration::from_millis(1500),
+            "{who} client cut off after {elapsed:?}"
+        );
+    }
+    assert_eq!(up.count(), 0);
+}
+
 #[tokio::test]
 async fn each_request_head_on_a_kept_connection_has_its_own_header_read_timeout() {
     let up = TestUpstream::http1().await;
