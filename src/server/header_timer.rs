@@ -60,12 +60,11 @@ impl Timer for HeaderTimer {
     #[allow(clippy::disallowed_types)]
     fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn Sleep>> {
         let mut deadline = Instant::from_std(deadline);
-        // hyper calls this when it starts reading the first head; later heads come through
-        // `reset`, which calls it again, after the first.
+        // hyper calls this once per head (it drops the sleep after each parsed head), so
+        // the first call is the first head's.
         if let Some(first_by) = self.first_by
-            && !self.first_done.load(Ordering::Relaxed)
+            && !self.first_done.swap(true, Ordering::Relaxed)
         {
-            self.first_done.store(true, Ordering::Relaxed);
             deadline = deadline.min(first_by);
         }
         Box::pin(HeaderSleep {
