@@ -62,9 +62,11 @@ impl Timer for HeaderTimer {
         let mut deadline = Instant::from_std(deadline);
         // hyper calls this once per head (it drops the sleep after each parsed head), so
         // the first call is the first head's.
+        // A plain load for every later head: no locked read-modify-write per request.
         if let Some(first_by) = self.first_by
-            && !self.first_done.swap(true, Ordering::Relaxed)
+            && !self.first_done.load(Ordering::Relaxed)
         {
+            self.first_done.store(true, Ordering::Relaxed);
             deadline = deadline.min(first_by);
         }
         Box::pin(HeaderSleep {
