@@ -35,5 +35,6 @@ pub mod routing;
 pub mod secret;
 pub mod server;
 pub mod shutdown;
+pub mod spare_header_map;
 pub mod telemetry;
 pub mod upstream;

@@ -100,6 +100,14 @@ impl<'a> Outgoing<'a> {
         }
     }
 
+    /// Done with: an owned request's header map becomes this thread's spare
+    /// ([`spare_header_map`](crate::spare_header_map)); a borrowed head is the stack's.
+    pub fn recycle(self) {
+        if let Message::Owned(req) = self.message {
+            crate::spare_header_map::keep(req.into_parts().0.headers);
+        }
+    }
+
     /// The request by value, for hyper's clients: a borrowed head is copied (method, target
     /// and headers; the stack's extensions stay behind), and the forwarding lines are added
     /// to the headers.

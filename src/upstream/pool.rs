@@ -131,6 +131,7 @@ impl EndpointPool {
         if own {
             while let Some(Pooled::Own(conn)) = self.checkout(|c| matches!(c, Pooled::Own(_))) {
                 if let Some(result) = self.send_on_idle(conn, &req, endpoint).await {
+                    req.recycle();
                     return result;
                 }
             }

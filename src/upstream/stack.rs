@@ -286,6 +286,11 @@ impl Upstream {
                 }
             }
         };
+        // The kept head has gone upstream for the last time: its map holds the next
+        // response's headers on this thread.
+        if let Some(parts) = head {
+            crate::spare_header_map::keep(parts.headers);
+        }
         let result = match result {
             Ok(response) => Ok(response.map(|body| ResponseBody::Upstream {
                 body,

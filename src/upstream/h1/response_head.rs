@@ -94,8 +94,10 @@ pub(super) fn parse(
         } else {
             bytes::Bytes::copy_from_slice(&buf[..len])
         };
-        // Built in place in the response: no empty map made and dropped beside it.
+        // Built in place in the response, in this thread's spare map when there is one
+        // (a request's, done with): no allocation for it then.
         let mut response = Response::new(());
+        *response.headers_mut() = crate::spare_header_map::take();
         let headers = response.headers_mut();
         headers.reserve(parsed.headers.len() + 3);
         let mut facts = Facts::default();
