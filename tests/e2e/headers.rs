@@ -313,3 +313,63 @@ async fn bad_override_values_and_an_invalid_host_are_400() {
     assert!(resp.contains("bad_request"), "{resp}");
     assert_eq!(up.count(), 1, "only the valid request was forwarded");
 }
+
+/// A request's header map is reused for a later upstream response's headers
+/// (`spare_header_map`): no header of an earlier request may show up in any response. Both
+/// ways the map comes back: a head kept for retries (`attempts: 2`) and one sent by value
+/// on the only try (`attempts: 1`); several requests on one connection, each with headers
+/// of its own.
+#[tokio::test]
+async fn no_request_header_shows_up_in_a_later_response() {
+    let up = TestUpstream::http1().await;
+    let extra = format!(
+        "  once:\n    endpoints: [\"{}\"]\n    hosts: [once]\n    retry: {{ attempts: 1 }}\n",
+        up.url()
+    );
+    let proxy = TestProxy::start(&config(&up.url(), &extra)).await;
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let mut names_seen: Option<Vec<String>> = None;
+    for i in 0..12 {
+        let host = if i % 2 == 0 { "svc" } else { "once" };
+        up.push(Reply::ok("ok").header("x-reply", &i.to_string()));
+        let head = format!(
+            "GET /r/{i} HTTP/1.1\r\nHost: {host}\r\nX-Request-Id: req-{i}\r\n\
+             X-App-Only-{i}: secret-{i}\r\nX-App-Common: common-{i}\r\nAccept: */*\r\n\r\n"
+        );
+        tokio::io::AsyncWriteExt::write_all(&mut stream, head.as_bytes())
+            .await
+            .unwrap();
+        let resp = client::read_response(&mut stream).await;
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+        let lower = resp.to_ascii_lowercase();
+        assert!(
+            !lower.contains("x-app-"),
+            "a request header came back: {resp}"
+        );
+        assert!(
+            !lower.contains("secret-"),
+            "a request header came back: {resp}"
+        );
+        let reply = i.to_string();
+        let id = format!("req-{i}");
+        for (name, want) in [("x-reply", reply.as_str()), ("x-request-id", id.as_str())] {
+            assert_eq!(
+                crate::support::raw_upstream::header_lines(&resp, name),
+                [want],
+                "{resp}"
+            );
+        }
+        // The same header names every time: nothing left over from an earlier exchange.
+        let mut names: Vec<String> = lower
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':').map(|(n, _)| n.to_owned()))
+            .collect();
+        names.sort();
+        match &names_seen {
+            None => names_seen = Some(names),
+            Some(first) => assert_eq!(&names, first, "{resp}"),
+        }
+    }
+    assert_eq!(up.count(), 12);
+}
