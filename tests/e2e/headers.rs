@@ -373,3 +373,37 @@ async fn no_request_header_shows_up_in_a_later_response() {
     }
     assert_eq!(up.count(), 12);
 }
+
+/// An upstream's own `x-request-id` and `x-rampart-attempts` (another rampart in front of
+/// it, an app echoing the id) are replaced by this request's, one line each, through both
+/// clients: rampart's own for a GET (which leaves them out as it parses) and hyper's for a
+/// 20 KiB PUT (over the own client's in-memory limit).
+#[tokio::test]
+async fn an_upstreams_request_id_and_attempts_are_replaced_by_ramparts() {
+    let up = TestUpstream::http1().await;
+    let proxy = TestProxy::start(&config(&up.url(), "")).await;
+    for (method, body) in [("GET", Vec::new()), ("PUT", vec![b'x'; 20 * 1024])] {
+        up.push(
+            Reply::ok("body")
+                .header("x-request-id", "upstream-id")
+                .header("X-Rampart-Attempts", "7")
+                .header("x-rampart-attempts", "9"),
+        );
+        let req = request(method, &proxy.url("/id"))
+            .header("host", "svc")
+            .header("x-request-id", "app-id-1")
+            .body(full(body))
+            .unwrap();
+        let resp = client::collect(client::send(req).await.unwrap()).await;
+        assert_eq!(resp.status(), 200, "{method}");
+        let values = |name: &str| -> Vec<&str> {
+            resp.headers()
+                .get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect()
+        };
+        assert_eq!(values("x-request-id"), ["app-id-1"], "{method}");
+        assert_eq!(values("x-rampart-attempts"), ["1"], "{method}");
+    }
+}
