@@ -7,6 +7,7 @@ pub mod connection;
 pub mod header_timer;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -27,12 +28,16 @@ const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 pub struct Drain {
     tracker: TaskTracker,
     signal: CancellationToken,
+    /// Set before `signal` fires: a connection checks it on every wake-up, and an atomic
+    /// load is cheaper there than the token's own check, which takes a lock all share.
+    draining: Arc<AtomicBool>,
 }
 
 impl Drain {
     /// Asks every connection to finish gracefully; no new connection is tracked after this.
     pub fn begin(&self) {
         self.tracker.close();
+        self.draining.store(true, Ordering::Release);
         self.signal.cancel();
     }
 

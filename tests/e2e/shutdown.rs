@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -123,4 +124,42 @@ async fn after_the_drain_delay_new_connections_are_refused_while_admin_still_ans
 
     assert_eq!(in_flight.await.unwrap().status(), 200);
     assert_eq!(shutdown.await.unwrap(), Exit::Clean);
+}
+
+#[tokio::test]
+async fn an_h2_connection_finishes_its_stream_then_closes() {
+    let up = TestUpstream::http1().await;
+    up.set_default(Reply::ok("hi"));
+    up.push(Reply::ok("hi"));
+    up.push(Reply::ok("late").delay(Duration::from_millis(400)));
+    let proxy = TestProxy::start(&config(&up.url(), "{ drain_delay: 0s, timeout: 3s }")).await;
+    let stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let get = |path: &str| {
+        request("GET", &format!("http://svc{path}"))
+            .body(empty())
+            .unwrap()
+    };
+
+    // One answered stream first, so the connection's task has waited and been woken.
+    let first = client::collect(sender.send_request(get("/first")).await.unwrap()).await;
+    assert_eq!(first.body().as_ref(), b"hi");
+    let slow = sender.send_request(get("/slow"));
+    let slow = tokio::spawn(async move { client::collect(slow.await.unwrap()).await });
+    up.wait_for(2).await;
+
+    let started = Instant::now();
+    assert_eq!(proxy.shutdown().await, Exit::Clean);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let resp = slow.await.unwrap();
+    assert_eq!(resp.body().as_ref(), b"late");
+    tokio::time::timeout(Duration::from_secs(1), conn)
+        .await
+        .expect("the proxy closed the h2 connection")
+        .unwrap()
+        .unwrap();
 }
