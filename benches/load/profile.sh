@@ -4,7 +4,7 @@
 # $CONFIG (default benches/load/rampart-bench.yaml), a fixed number of keep-alive requests
 # from oha, then Ir / request. Usage: benches/load/profile.sh [REQUESTS] [PATH]
 # (defaults 20000 /). Leaves callgrind.out in $OUT (default /tmp/rampart-profile) for
-# callgrind_annotate.
+# callgrind_annotate. BIN=path profiles that binary instead of building one.
 set -euo pipefail
 requests=${1:-20000}
 path=${2:-/}
@@ -17,27 +17,18 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 for tool in nginx oha curl valgrind callgrind_control callgrind_annotate; do
     command -v "$tool" >/dev/null || { echo "missing $tool (bash ../shared/bench/setup.sh; apt-get install valgrind)" >&2; exit 1; }
 done
-cargo build --profile profiling --locked --bin rampart >&2
-bin=target/profiling/rampart
+# BIN profiles a binary built elsewhere (a PGO build, another commit) instead.
+if [ -n "${BIN:-}" ]; then
+    bin=$(realpath "$BIN")
+else
+    cargo build --profile profiling --locked --bin rampart >&2
+    bin=target/profiling/rampart
+fi
 
-cat > "$out/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $out/nginx.pid;
-error_log $out/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:18080;
-        location = / { return 200 "ok\n"; }
-        location = /4k { alias $out/4k; }
-    }
-}
-NGINX
-head -c 4096 /dev/zero | tr '\0' 'x' > "$out/4k"
-nginx -c "$out/nginx.conf" -p "$out" &
+# shellcheck source=benches/load/upstream.sh
+source benches/load/upstream.sh
+upstream_conf "$out"
+nginx -c "$out/upstream.conf" -p "$out" &
 nginx_pid=$!
 trap 'kill $nginx_pid $proxy_pid 2>/dev/null || true' EXIT
 proxy_pid=

@@ -6,7 +6,8 @@
 # connections against rampart alone (RSS). Writes results/<run>/table.md with the figures of
 # docs/performance.md. Needs ../shared/bench/setup.sh first (nginx, haproxy, caddy, wrk, oha).
 # Then instructions per request for the route alone and among 10,000 (benches/load/profile.sh,
-# valgrind). Usage: benches/load/run.sh [extra bench.py args, e.g. --quick]
+# valgrind). Usage: benches/load/run.sh [extra bench.py args, e.g. --quick]; with
+# BIN=$(benches/load/pgo.sh) it measures the profile-guided build.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # Checked now, not after the half hour of harness rounds that come first.
@@ -19,8 +20,13 @@ harness=${BENCH_HARNESS:-$root/../shared/bench/bench.py}
 out=${OUT:-$root/benches/load/results/run-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 
-cargo build --release --locked --bin rampart >&2
-bin=$root/target/release/rampart
+# BIN measures a binary built elsewhere (benches/load/pgo.sh's) instead of the release build.
+if [ -n "${BIN:-}" ]; then
+    bin=$(realpath "$BIN")
+else
+    cargo build --release --locked --bin rampart >&2
+    bin=$root/target/release/rampart
+fi
 python3 "$root/benches/load/many_upstreams.py" 10000 > "$out/rampart-10k.yaml"
 # The harness sets BENCH_LISTEN/BENCH_UPSTREAM; any values do for validation.
 BENCH_LISTEN=127.0.0.1:1 BENCH_UPSTREAM=127.0.0.1:2 "$bin" validate -c "$out/rampart-10k.yaml" >&2
@@ -42,7 +48,7 @@ python3 "$root/benches/load/idle_connections.py" "$bin" "$root/benches/load/ramp
 # benches/load/profile.sh): on a busy host the wall-clock CPU above moves by more than the
 # 5 % the goal allows between rounds of the same build; instruction counts repeat.
 instructions() {
-    OUT="$out/callgrind-$1" CONFIG="$2" "$root/benches/load/profile.sh" 20000 / \
+    OUT="$out/callgrind-$1" CONFIG="$2" BIN="${BIN:-}" "$root/benches/load/profile.sh" 20000 / \
         | awk '/^instructions:/ {print $4}'
 }
 one=$(instructions rampart "$root/benches/load/rampart-bench.yaml")
