@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::Waker;
 use std::time::Duration;
 
@@ -15,12 +15,11 @@ use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::LimitsPolicy;
 use crate::proxy::{self, ConnInfo, Shared};
-use crate::server::Drain;
 use crate::server::header_timer::HeaderTimer;
+use crate::server::{Drain, DrainSignal};
 
 /// What an HTTP/2 client sends first (RFC 9113 §3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -95,16 +94,15 @@ impl ConnectionBuilder {
         // The first head's time counts from now, the wait for its first bytes included.
         http1.timer(HeaderTimer::first_by(tokio::time::Instant::now() + within));
         let signal = drain.signal.clone();
-        let draining = drain.draining.clone();
         drain.tracker.spawn(async move {
             let result = if speaks_h2(&stream, within).await {
                 let conn = http2.serve_connection(TokioIo::new(stream), service);
-                serve(conn, &signal, &draining, |c| c.graceful_shutdown()).await
+                serve(conn, &signal, |c| c.graceful_shutdown()).await
             } else {
                 let conn = http1
                     .serve_connection(TokioIo::new(stream), service)
                     .with_upgrades();
-                serve(conn, &signal, &draining, |c| c.graceful_shutdown()).await
+                serve(conn, &signal, |c| c.graceful_shutdown()).await
             };
             if let Err(e) = result {
                 tracing::debug!(%client, error = %e, "client connection ended with an error");
@@ -118,27 +116,28 @@ impl ConnectionBuilder {
 /// what is in flight, then close) and waits for that.
 ///
 /// The drain signal is polled only when the task's waker is new to it, which leaves that
-/// waker with the token; other wake-ups only load `draining`. Polling the token on every
+/// waker with the token; other wake-ups only load the `draining` flag. Polling the token on every
 /// wake-up of the connection (two or more per request) cost about 280 instructions per
 /// request (callgrind) and took a lock every connection shares.
 async fn serve<C>(
     conn: C,
-    signal: &CancellationToken,
-    draining: &AtomicBool,
+    signal: &DrainSignal,
     graceful: impl FnOnce(Pin<&mut C>),
 ) -> Result<(), hyper::Error>
 where
     C: Future<Output = Result<(), hyper::Error>>,
 {
     tokio::pin!(conn);
-    let drained = signal.cancelled();
+    let drained = signal.token.cancelled();
     tokio::pin!(drained);
     let mut graceful = Some(graceful);
     let mut registered: Option<Waker> = None;
     std::future::poll_fn(move |cx| {
         if graceful.is_some() {
             let draining = match &registered {
-                Some(waker) if waker.will_wake(cx.waker()) => draining.load(Ordering::Acquire),
+                Some(waker) if waker.will_wake(cx.waker()) => {
+                    signal.draining.load(Ordering::Acquire)
+                }
                 _ => {
                     registered = Some(cx.waker().clone());
                     drained.as_mut().poll(cx).is_ready()

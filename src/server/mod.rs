@@ -27,18 +27,27 @@ const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 #[derive(Clone, Debug, Default)]
 pub struct Drain {
     tracker: TaskTracker,
-    signal: CancellationToken,
-    /// Set before `signal` fires: a connection checks it on every wake-up, and an atomic
-    /// load is cheaper there than the token's own check, which takes a lock all share.
-    draining: Arc<AtomicBool>,
+    signal: Arc<DrainSignal>,
+}
+
+/// What a connection watches for draining to start. Held behind one `Arc`, so a
+/// connection's copy takes no lock (cloning or dropping a `CancellationToken` locks the node
+/// every copy shares).
+#[derive(Debug, Default)]
+struct DrainSignal {
+    /// Set before `token` fires: checked on every wake-up of a connection, where an atomic
+    /// load is cheaper than the token's own check, which takes that shared lock.
+    draining: AtomicBool,
+    /// Wakes a connection that waits.
+    token: CancellationToken,
 }
 
 impl Drain {
     /// Asks every connection to finish gracefully; no new connection is tracked after this.
     pub fn begin(&self) {
         self.tracker.close();
-        self.draining.store(true, Ordering::Release);
-        self.signal.cancel();
+        self.signal.draining.store(true, Ordering::Release);
+        self.signal.token.cancel();
     }
 
     /// Resolves when every connection has ended.
