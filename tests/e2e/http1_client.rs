@@ -180,6 +180,54 @@ async fn large_bodies_pass_intact_both_ways() {
     assert_eq!(up.connections(), 1);
 }
 
+/// Bodies above the size copied into the arena (512 bytes) are split off the connection's
+/// read buffer, which then turns shared and is taken back for the next answer: every body
+/// still arrives byte for byte, to HTTP/1 and HTTP/2 apps, over one upstream connection.
+#[tokio::test]
+async fn mid_size_bodies_split_off_the_read_buffer_arrive_intact() {
+    let up = RawUpstream::start().await;
+    let proxy = TestProxy::start(&config(&up.url())).await;
+    let mut n = 0u8;
+    for h2 in [false, true] {
+        for size in [512, 513, 600, 4096, 3000, 4097, 7000, 4096] {
+            n = n.wrapping_add(1);
+            let body: Vec<u8> = (0..size).map(|i| (i % 241) as u8 ^ n).collect();
+            let mut head =
+                format!("HTTP/1.1 200 OK\r\ncontent-length: {size}\r\n\r\n").into_bytes();
+            // Half the answers in one write with their head, half with the body in two.
+            let script = if size % 2 == 0 {
+                head.extend_from_slice(&body);
+                Script::new(head)
+            } else {
+                head.extend_from_slice(&body[..size / 3]);
+                Script::new(head).then(&body[size / 3..])
+            };
+            up.push(script);
+            // HTTP/2 takes its authority from the URL: the upstream is named instead.
+            let req = request("GET", &proxy.url("/p"))
+                .header("x-rampart-upstream", "svc")
+                .body(empty())
+                .unwrap();
+            let resp = if h2 {
+                client::send_h2c(req).await
+            } else {
+                client::send(req).await
+            };
+            let resp = client::collect(resp.unwrap()).await;
+            assert_eq!(resp.status(), 200, "{size} bytes, h2 {h2}");
+            assert!(
+                resp.body().as_ref() == body.as_slice(),
+                "{size} bytes, h2 {h2}: the body changed"
+            );
+        }
+    }
+    assert_eq!(
+        up.connections(),
+        1,
+        "every answer left the connection reusable"
+    );
+}
+
 #[tokio::test]
 async fn a_non_standard_reason_phrase_reaches_the_app() {
     let up = RawUpstream::start().await;

@@ -103,15 +103,22 @@ pub(super) fn parse(
         let mut facts = Facts::default();
         let mut named_by_connection = Vec::new();
         for h in parsed.headers.iter() {
-            let name = header_name(h.name.as_bytes()).map_err(|_| Error::BadHeader)?;
-            facts.note(&name, h.value);
+            let (name, role) = header_name(h.name.as_bytes()).map_err(|_| Error::BadHeader)?;
             // Hop-by-hop headers are read here and never forwarded (RFC 9110 §7.6.1): they
             // stay out of the map rather than being removed from it later.
-            if is_hop_by_hop(&name) {
-                if name == CONNECTION {
-                    headers::named_by_connection(h.value, &mut named_by_connection);
+            match role {
+                Role::EndToEnd => {}
+                Role::ContentLength => facts.content_length(h.value),
+                Role::TransferEncoding => {
+                    facts.transfer_encoding(h.value);
+                    continue;
                 }
-                continue;
+                Role::Connection => {
+                    facts.connection(h.value);
+                    headers::named_by_connection(h.value, &mut named_by_connection);
+                    continue;
+                }
+                Role::HopByHop => continue,
             }
             let start = h.value.as_ptr() as usize - base;
             let value = HeaderValue::from_maybe_shared(head.slice(start..start + h.value.len()))
@@ -142,30 +149,70 @@ pub(super) fn parse(
     }
 }
 
+/// What a response header means to the parser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Forwarded, and says nothing about framing.
+    EndToEnd,
+    /// Forwarded, and frames the body.
+    ContentLength,
+    /// Hop-by-hop, and frames the body.
+    TransferEncoding,
+    /// Hop-by-hop, and says whether the connection stays open and which other headers are
+    /// hop-by-hop.
+    Connection,
+    /// Hop-by-hop, nothing else.
+    HopByHop,
+}
+
+impl Role {
+    /// The general path, for a name the quick match in [`header_name`] does not know.
+    fn of(name: &HeaderName) -> Self {
+        if name == CONTENT_LENGTH {
+            Self::ContentLength
+        } else if name == TRANSFER_ENCODING {
+            Self::TransferEncoding
+        } else if name == CONNECTION {
+            Self::Connection
+        } else if is_hop_by_hop(name) {
+            Self::HopByHop
+        } else {
+            Self::EndToEnd
+        }
+    }
+}
+
 /// The header names most responses carry, as upstreams spell them (nginx, Go, Node,
-/// Envoy, Java): one comparison of bytes each, where `HeaderName::from_bytes` lowercases
-/// the name into a scratch buffer and then matches it, about 150 instructions a line
-/// (callgrind). Anything else, in any case, takes that general path; the result is the same.
-fn header_name(raw: &[u8]) -> Result<HeaderName, http::header::InvalidHeaderName> {
+/// Envoy, Java), with their [`Role`]: one comparison of bytes each, where
+/// `HeaderName::from_bytes` lowercases the name into a scratch buffer and then matches it
+/// (about 150 instructions a line, callgrind), and the role would take up to a dozen
+/// comparisons of the result. Anything else, in any case, takes that general path; the
+/// result is the same.
+fn header_name(raw: &[u8]) -> Result<(HeaderName, Role), http::header::InvalidHeaderName> {
+    use Role::{Connection, ContentLength, EndToEnd, HopByHop, TransferEncoding};
     use http::header;
     Ok(match raw {
-        b"Content-Type" | b"content-type" => header::CONTENT_TYPE,
-        b"Content-Length" | b"content-length" => CONTENT_LENGTH,
-        b"Date" | b"date" => header::DATE,
-        b"Server" | b"server" => header::SERVER,
-        b"Connection" | b"connection" => CONNECTION,
-        b"Keep-Alive" | b"keep-alive" => headers::KEEP_ALIVE,
-        b"Transfer-Encoding" | b"transfer-encoding" => TRANSFER_ENCODING,
-        b"Cache-Control" | b"cache-control" => header::CACHE_CONTROL,
-        b"ETag" | b"Etag" | b"etag" => header::ETAG,
-        b"Last-Modified" | b"last-modified" => header::LAST_MODIFIED,
-        b"Vary" | b"vary" => header::VARY,
-        b"Content-Encoding" | b"content-encoding" => header::CONTENT_ENCODING,
-        b"Accept-Ranges" | b"accept-ranges" => header::ACCEPT_RANGES,
-        b"Set-Cookie" | b"set-cookie" => header::SET_COOKIE,
-        b"Location" | b"location" => header::LOCATION,
-        b"X-Request-Id" | b"X-Request-ID" | b"x-request-id" => headers::X_REQUEST_ID,
-        _ => return HeaderName::from_bytes(raw),
+        b"Content-Type" | b"content-type" => (header::CONTENT_TYPE, EndToEnd),
+        b"Content-Length" | b"content-length" => (CONTENT_LENGTH, ContentLength),
+        b"Date" | b"date" => (header::DATE, EndToEnd),
+        b"Server" | b"server" => (header::SERVER, EndToEnd),
+        b"Connection" | b"connection" => (CONNECTION, Connection),
+        b"Keep-Alive" | b"keep-alive" => (headers::KEEP_ALIVE, HopByHop),
+        b"Transfer-Encoding" | b"transfer-encoding" => (TRANSFER_ENCODING, TransferEncoding),
+        b"Cache-Control" | b"cache-control" => (header::CACHE_CONTROL, EndToEnd),
+        b"ETag" | b"Etag" | b"etag" => (header::ETAG, EndToEnd),
+        b"Last-Modified" | b"last-modified" => (header::LAST_MODIFIED, EndToEnd),
+        b"Vary" | b"vary" => (header::VARY, EndToEnd),
+        b"Content-Encoding" | b"content-encoding" => (header::CONTENT_ENCODING, EndToEnd),
+        b"Accept-Ranges" | b"accept-ranges" => (header::ACCEPT_RANGES, EndToEnd),
+        b"Set-Cookie" | b"set-cookie" => (header::SET_COOKIE, EndToEnd),
+        b"Location" | b"location" => (header::LOCATION, EndToEnd),
+        b"X-Request-Id" | b"X-Request-ID" | b"x-request-id" => (headers::X_REQUEST_ID, EndToEnd),
+        _ => {
+            let name = HeaderName::from_bytes(raw)?;
+            let role = Role::of(&name);
+            (name, role)
+        }
     })
 }
 
@@ -182,29 +229,30 @@ struct Facts {
 }
 
 impl Facts {
-    fn note(&mut self, name: &HeaderName, value: &[u8]) {
-        let tokens = || value.split(|&b| b == b',').map(<[u8]>::trim_ascii);
-        if name == CONTENT_LENGTH {
-            for part in tokens() {
-                let n = parse_decimal(part).ok_or(());
-                self.length = Some(match self.length {
-                    None => n,
-                    Some(Ok(l)) if n == Ok(l) => n,
-                    Some(_) => Err(()),
-                });
-            }
-        } else if name == TRANSFER_ENCODING {
-            // The final coding over all lines decides; a line of only commas changes nothing.
-            if let Some(last) = tokens().rfind(|t| !t.is_empty()) {
-                self.transfer_encoding = Some(last.eq_ignore_ascii_case(b"chunked"));
-            } else {
-                self.transfer_encoding.get_or_insert(false);
-            }
-        } else if name == CONNECTION {
-            for token in tokens() {
-                self.close |= token.eq_ignore_ascii_case(b"close");
-                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-            }
+    fn content_length(&mut self, value: &[u8]) {
+        for part in tokens(value) {
+            let n = parse_decimal(part).ok_or(());
+            self.length = Some(match self.length {
+                None => n,
+                Some(Ok(l)) if n == Ok(l) => n,
+                Some(_) => Err(()),
+            });
+        }
+    }
+
+    fn transfer_encoding(&mut self, value: &[u8]) {
+        // The final coding over all lines decides; a line of only commas changes nothing.
+        if let Some(last) = tokens(value).rfind(|t| !t.is_empty()) {
+            self.transfer_encoding = Some(last.eq_ignore_ascii_case(b"chunked"));
+        } else {
+            self.transfer_encoding.get_or_insert(false);
+        }
+    }
+
+    fn connection(&mut self, value: &[u8]) {
+        for token in tokens(value) {
+            self.close |= token.eq_ignore_ascii_case(b"close");
+            self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
         }
     }
 
@@ -240,6 +288,11 @@ impl Facts {
             !self.close
         }
     }
+}
+
+/// A comma-separated list's elements, trimmed.
+fn tokens(value: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
 }
 
 fn parse_decimal(digits: &[u8]) -> Option<u64> {
@@ -303,11 +356,32 @@ mod tests {
             b"x-a",
             b"bad name",
             b"",
+            b"TE",
+            b"Trailer",
+            b"Upgrade",
+            b"Proxy-Connection",
+            b"CONNECTION",
+            b"TRANSFER-ENCODING",
+            b"Content-length",
         ];
         for raw in spellings {
-            let general = HeaderName::from_bytes(raw).map_err(|_| ());
-            assert_eq!(header_name(raw).map_err(|_| ()), general, "{raw:?}");
+            let general = HeaderName::from_bytes(raw).map(|n| {
+                let role = Role::of(&n);
+                (n, role)
+            });
+            assert_eq!(
+                header_name(raw).map_err(|_| ()),
+                general.map_err(|_| ()),
+                "{raw:?}"
+            );
         }
+        // The general path's roles, against the hop-by-hop list they come from.
+        assert_eq!(Role::of(&CONTENT_LENGTH), Role::ContentLength);
+        assert_eq!(Role::of(&TRANSFER_ENCODING), Role::TransferEncoding);
+        assert_eq!(Role::of(&CONNECTION), Role::Connection);
+        assert_eq!(Role::of(&http::header::TE), Role::HopByHop);
+        assert_eq!(Role::of(&http::header::UPGRADE), Role::HopByHop);
+        assert_eq!(Role::of(&http::header::CONTENT_TYPE), Role::EndToEnd);
     }
 
     #[test]
