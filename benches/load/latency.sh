@@ -6,17 +6,24 @@
 # rampart (release build, benches/load/rampart-bench.yaml) on :18090 (CPU 0); oha on CPU 1
 # sends RATE req/s over 64 connections for SECS seconds, open loop with latency correction,
 # to the upstream directly, then each proxy. Prints p50/p90/p99/p99.9 per run.
-# Usage: benches/load/latency.sh [ROUNDS] [RATE] [SECS]   (defaults 3 5000 8)
+# Usage: [BIN=path] benches/load/latency.sh [ROUNDS] [RATE] [SECS]   (defaults 3 5000 8)
 set -euo pipefail
 rounds=${1:-3}
 rate=${2:-5000}
 secs=${3:-8}
+# BIN measures a binary built elsewhere (benches/load/pgo.sh's) instead of the release build;
+# resolved before the move to the repository root.
+given=${BIN:+$(realpath "$BIN")}
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 for tool in nginx oha curl taskset python3; do
     command -v "$tool" >/dev/null || { echo "missing $tool (bash ../shared/bench/setup.sh)" >&2; exit 1; }
 done
-cargo build --release --locked --bin rampart >&2
-bin=$PWD/target/release/rampart
+if [ -n "${BIN:-}" ]; then
+    bin=$given
+else
+    cargo build --release --locked --bin rampart >&2
+    bin=$PWD/target/release/rampart
+fi
 out=$(mktemp -d)
 mkdir -p "$out/px"
 # shellcheck source=benches/load/upstream.sh
