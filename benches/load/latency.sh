@@ -3,7 +3,7 @@
 # runs: a quicker look at goal 2 than the harness (benches/load/run.sh), which measures it
 # among all peers. An nginx upstream on 127.0.0.1:18080 (CPU 1), nginx proxying it on :18082
 # (one worker, retries, keep-alive pool and a rate limit far above the load, CPU 0) and
-# rampart (release build, benches/load/rampart-bench.yaml) on :18090 (CPU 0); oha on CPU 1
+# rampart (release build or $BIN, benches/load/rampart-bench.yaml) on :18090 (CPU 0); oha on CPU 1
 # sends RATE req/s over 64 connections for SECS seconds, open loop with latency correction,
 # to the upstream directly, then each proxy. Prints p50/p90/p99/p99.9 per run.
 # Usage: [BIN=path] benches/load/latency.sh [ROUNDS] [RATE] [SECS]   (defaults 3 5000 8)
@@ -14,11 +14,12 @@ secs=${3:-8}
 # BIN measures a binary built elsewhere (benches/load/pgo.sh's) instead of the release build;
 # resolved before the move to the repository root.
 given=${BIN:+$(realpath "$BIN")}
+[ -z "$given" ] || [ -x "$given" ] || { echo "no binary at $given" >&2; exit 1; }
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 for tool in nginx oha curl taskset python3; do
     command -v "$tool" >/dev/null || { echo "missing $tool (bash ../shared/bench/setup.sh)" >&2; exit 1; }
 done
-if [ -n "${BIN:-}" ]; then
+if [ -n "$given" ]; then
     bin=$given
 else
     cargo build --release --locked --bin rampart >&2

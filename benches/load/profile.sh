@@ -13,13 +13,15 @@ mkdir -p "$out"
 out=$(realpath "$out")
 # Relative to where the script was called from, before it moves to the repository root.
 config=$(realpath "${CONFIG:-$(dirname "${BASH_SOURCE[0]}")/rampart-bench.yaml}")
+# BIN profiles a binary built elsewhere (a PGO build, another commit) instead.
+given=${BIN:+$(realpath "$BIN")}
+[ -z "$given" ] || [ -x "$given" ] || { echo "no binary at $given" >&2; exit 1; }
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 for tool in nginx oha curl valgrind callgrind_control callgrind_annotate; do
     command -v "$tool" >/dev/null || { echo "missing $tool (bash ../shared/bench/setup.sh; apt-get install valgrind)" >&2; exit 1; }
 done
-# BIN profiles a binary built elsewhere (a PGO build, another commit) instead.
-if [ -n "${BIN:-}" ]; then
-    bin=$(realpath "$BIN")
+if [ -n "$given" ]; then
+    bin=$given
 else
     cargo build --profile profiling --locked --bin rampart >&2
     bin=target/profiling/rampart

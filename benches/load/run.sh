@@ -9,6 +9,10 @@
 # valgrind). Usage: benches/load/run.sh [extra bench.py args, e.g. --quick]; with
 # BIN=$(benches/load/pgo.sh) it measures the profile-guided build.
 set -euo pipefail
+# BIN measures a binary built elsewhere (benches/load/pgo.sh's) instead of the release build;
+# resolved before the move to the repository root.
+given=${BIN:+$(realpath "$BIN")}
+[ -z "$given" ] || [ -x "$given" ] || { echo "no binary at $given" >&2; exit 1; }
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # Checked now, not after the half hour of harness rounds that come first.
 for tool in nginx oha curl valgrind callgrind_control callgrind_annotate; do
@@ -20,9 +24,8 @@ harness=${BENCH_HARNESS:-$root/../shared/bench/bench.py}
 out=${OUT:-$root/benches/load/results/run-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 
-# BIN measures a binary built elsewhere (benches/load/pgo.sh's) instead of the release build.
-if [ -n "${BIN:-}" ]; then
-    bin=$(realpath "$BIN")
+if [ -n "$given" ]; then
+    bin=$given
 else
     cargo build --release --locked --bin rampart >&2
     bin=$root/target/release/rampart

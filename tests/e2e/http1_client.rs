@@ -180,9 +180,10 @@ async fn large_bodies_pass_intact_both_ways() {
     assert_eq!(up.connections(), 1);
 }
 
-/// Bodies above the size copied into the arena (512 bytes) are split off the connection's
-/// read buffer, which then turns shared and is taken back for the next answer: every body
-/// still arrives byte for byte, to HTTP/1 and HTTP/2 apps, over one upstream connection.
+/// Body pieces above 512 bytes (for an HTTP/1 app) or 4 KiB (for an HTTP/2 app, whose
+/// streams may hold them) are split off the connection's read buffer, which then turns
+/// shared and is taken back for the next answer; smaller ones are copied. Every body still
+/// arrives byte for byte, to both kinds of app, over one upstream connection.
 #[tokio::test]
 async fn mid_size_bodies_split_off_the_read_buffer_arrive_intact() {
     let up = RawUpstream::start().await;

@@ -87,10 +87,14 @@ impl Body for H1Body {
                         if *left == 0 {
                             this.state = State::Done;
                         }
-                        return Poll::Ready(Some(Ok(Frame::data(take(&mut conn.read_buf, n)))));
+                        return Poll::Ready(Some(Ok(Frame::data(take(
+                            &mut conn.read_buf,
+                            n,
+                            conn.copy_max,
+                        )))));
                     }
                 }
-                State::Chunked(chunked) => match chunked.step(&mut conn.read_buf) {
+                State::Chunked(chunked) => match chunked.step(&mut conn.read_buf, conn.copy_max) {
                     Ok(Step::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
                     Ok(Step::Trailers(trailers)) => {
                         this.state = State::Done;
@@ -106,7 +110,11 @@ impl Body for H1Body {
                 State::Eof => {
                     if !conn.read_buf.is_empty() {
                         let n = conn.read_buf.len();
-                        return Poll::Ready(Some(Ok(Frame::data(take(&mut conn.read_buf, n)))));
+                        return Poll::Ready(Some(Ok(Frame::data(take(
+                            &mut conn.read_buf,
+                            n,
+                            conn.copy_max,
+                        )))));
                     }
                 }
             }

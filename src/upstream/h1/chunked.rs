@@ -40,8 +40,9 @@ pub(super) enum Step {
 }
 
 impl Chunked {
-    /// Decodes the next piece from `buf`, consuming what it used.
-    pub(super) fn step(&mut self, buf: &mut BytesMut) -> Result<Step, Error> {
+    /// Decodes the next piece from `buf`, consuming what it used; data pieces up to
+    /// `copy_max` bytes are copied out of it.
+    pub(super) fn step(&mut self, buf: &mut BytesMut, copy_max: usize) -> Result<Step, Error> {
         loop {
             match *self {
                 Chunked::Size => {
@@ -67,7 +68,7 @@ impl Chunked {
                     } else {
                         Chunked::Data(left)
                     };
-                    return Ok(Step::Data(super::take(buf, n)));
+                    return Ok(Step::Data(super::take(buf, n, copy_max)));
                 }
                 Chunked::DataEnd => {
                     if buf.len() < 2 {
@@ -159,7 +160,7 @@ mod tests {
         let mut trailers = None;
         let mut fed = 0;
         loop {
-            match state.step(&mut buf)? {
+            match state.step(&mut buf, crate::upstream::h1::COPY_MAX)? {
                 Step::Data(d) => data.extend_from_slice(&d),
                 Step::Trailers(t) => trailers = Some(t),
                 Step::End => return Ok((data, trailers, buf.len())),

@@ -30,12 +30,16 @@ pub use response_head::Head;
 pub const MAX_BODY: usize = 16 * 1024;
 /// Read buffer growth step; one read takes a typical response head and a small body.
 const READ_CHUNK: usize = 8 * 1024;
-/// Body pieces up to this size are copied into the thread's arena chunk; larger ones are
-/// split off the read buffer without a copy. The split makes the buffer shared (one small
-/// allocation per connection), and the next refill takes it back in place once the piece
-/// is gone, as a piece relayed to an HTTP/1 app is by then. Copying a 4 KiB body cost a
-/// `malloc`, a `free` and the copy, about 900 instructions (callgrind).
-const COPY_MAX: usize = crate::bytes_arena::MAX_PIECE;
+/// Body pieces up to this size are copied (into the thread's arena chunk when small), so the
+/// read buffer stays unshared and is reused; larger ones are split off it without a copy.
+/// That is the bound for pieces that may be held a while: an HTTP/2 app's stream keeps a
+/// piece until flow control lets it go, and a piece split off the buffer pins all of it.
+const COPY_MAX: usize = 4 * 1024;
+/// The bound for pieces relayed to an HTTP/1 app, which hyper copies into its write buffer
+/// and drops before it asks for the next: split, the read buffer turns shared (one small
+/// allocation per connection) and the next refill takes it back in place. Copying a 4 KiB
+/// body cost a `malloc`, a `free` and the copy, about 900 instructions (callgrind).
+const COPY_MAX_SHORT_LIVED: usize = crate::bytes_arena::MAX_PIECE;
 
 /// Why an exchange failed.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +85,8 @@ pub struct H1Conn {
     io: TcpStream,
     read_buf: BytesMut,
     write_buf: Vec<u8>,
+    /// The current exchange's [`COPY_MAX`] or [`COPY_MAX_SHORT_LIVED`].
+    copy_max: usize,
 }
 
 impl H1Conn {
@@ -90,6 +96,7 @@ impl H1Conn {
             io,
             read_buf: BytesMut::new(),
             write_buf: Vec::new(),
+            copy_max: COPY_MAX,
         }
     }
 
@@ -120,6 +127,11 @@ impl H1Conn {
             .forwarding
             .and_then(|f| f.via)
             .is_some_and(|v| v <= http::Version::HTTP_11);
+        self.copy_max = if short_lived {
+            COPY_MAX_SHORT_LIVED
+        } else {
+            COPY_MAX
+        };
         self.write_buf.clear();
         encode::request(head, body, &mut self.write_buf);
         let mut written = 0;
@@ -184,9 +196,10 @@ fn failure(error: Error, written: usize) -> SendFailure {
     }
 }
 
-/// The first `n` bytes of `buf` as their own `Bytes` (see [`COPY_MAX`]).
-fn take(buf: &mut BytesMut, n: usize) -> Bytes {
-    if n <= COPY_MAX {
+/// The first `n` bytes of `buf` as their own `Bytes`: copied up to `copy_max` bytes (see
+/// [`COPY_MAX`]), split off above.
+fn take(buf: &mut BytesMut, n: usize, copy_max: usize) -> Bytes {
+    if n <= copy_max {
         let piece = crate::bytes_arena::copy(&buf[..n]);
         buf.advance(n);
         piece
