@@ -114,8 +114,7 @@ fn check_transfer_coding(headers: &HeaderMap) -> Result<(), ProxyError> {
     let mut codings = headers
         .get_all(TRANSFER_ENCODING)
         .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .map(<[u8]>::trim_ascii)
+        .flat_map(|v| crate::proxy::headers::list_elements(v.as_bytes()))
         .filter(|c| !c.is_empty());
     match (codings.next(), codings.next()) {
         (None, _) => Ok(()),

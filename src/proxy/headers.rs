@@ -254,6 +254,12 @@ fn hop_index(name: &HeaderName) -> Option<usize> {
     }
 }
 
+/// The elements of a comma-separated header value (RFC 9110 §5.6.1), trimmed; empty ones
+/// are kept, for the callers that must tell them apart.
+pub fn list_elements(value: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
+}
+
 /// Adds to `out` the headers a `Connection` value names beyond the fixed hop-by-hop set
 /// (and `close`): they are hop-by-hop too. Nothing is allocated for the usual
 /// `keep-alive` or `close`.
@@ -262,9 +268,7 @@ pub fn named_by_connection(value: &[u8], out: &mut Vec<HeaderName>) {
     if value.eq_ignore_ascii_case(b"keep-alive") || value.eq_ignore_ascii_case(b"close") {
         return;
     }
-    for token in value
-        .split(|&b| b == b',')
-        .map(<[u8]>::trim_ascii)
+    for token in list_elements(value)
         .filter(|token| !token.is_empty() && !token.eq_ignore_ascii_case(b"close"))
     {
         let fixed = HOP_BY_HOP

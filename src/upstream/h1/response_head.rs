@@ -230,7 +230,7 @@ struct Facts {
 
 impl Facts {
     fn content_length(&mut self, value: &[u8]) {
-        for part in tokens(value) {
+        for part in headers::list_elements(value) {
             let n = parse_decimal(part).ok_or(());
             self.length = Some(match self.length {
                 None => n,
@@ -242,7 +242,7 @@ impl Facts {
 
     fn transfer_encoding(&mut self, value: &[u8]) {
         // The final coding over all lines decides; a line of only commas changes nothing.
-        if let Some(last) = tokens(value).rfind(|t| !t.is_empty()) {
+        if let Some(last) = headers::list_elements(value).rfind(|t| !t.is_empty()) {
             self.transfer_encoding = Some(last.eq_ignore_ascii_case(b"chunked"));
         } else {
             self.transfer_encoding.get_or_insert(false);
@@ -250,7 +250,7 @@ impl Facts {
     }
 
     fn connection(&mut self, value: &[u8]) {
-        for token in tokens(value) {
+        for token in headers::list_elements(value) {
             self.close |= token.eq_ignore_ascii_case(b"close");
             self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
         }
@@ -288,11 +288,6 @@ impl Facts {
             !self.close
         }
     }
-}
-
-/// A comma-separated list's elements, trimmed.
-fn tokens(value: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
-    value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
 }
 
 fn parse_decimal(digits: &[u8]) -> Option<u64> {
