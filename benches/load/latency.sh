@@ -16,64 +16,11 @@ secs=${3:-8}
 given=${BIN:+$(realpath "$BIN")}
 [ -z "$given" ] || [ -x "$given" ] || { echo "no binary at $given" >&2; exit 1; }
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-for tool in nginx oha curl taskset python3; do
-    command -v "$tool" >/dev/null || { echo "missing $tool (bash ../shared/bench/setup.sh)" >&2; exit 1; }
-done
-if [ -n "$given" ]; then
-    bin=$given
-else
-    cargo build --release --locked --bin rampart >&2
-    bin=$PWD/target/release/rampart
-fi
-out=$(mktemp -d)
-mkdir -p "$out/px"
 # shellcheck source=benches/load/upstream.sh
 source benches/load/upstream.sh
-upstream_conf "$out"
-# The same resilience switched on as for rampart; the upstream is listed twice because nginx
-# ignores max_fails for a single server and would have no peer to retry on.
-cat > "$out/px.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $out/px.pid;
-error_log $out/px-error.log warn;
-events { worker_connections 8192; }
-http {
-    access_log off;
-    client_body_temp_path $out/px;
-    proxy_temp_path $out/px;
-    keepalive_requests 1000000;
-    limit_req_zone \$binary_remote_addr zone=rl:10m rate=1000000r/s;
-    upstream up {
-        server 127.0.0.1:18080 max_fails=3 fail_timeout=10s;
-        server 127.0.0.1:18080 max_fails=3 fail_timeout=10s;
-        keepalive 64;
-    }
-    server {
-        listen 127.0.0.1:18082 backlog=4096;
-        location / {
-            limit_req zone=rl burst=100000 nodelay;
-            proxy_pass http://up;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_connect_timeout 1s;
-            proxy_next_upstream error timeout http_502 http_503 http_504;
-            proxy_next_upstream_tries 3;
-        }
-    }
-}
-NGINX
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null; rm -rf "$out"' EXIT
-taskset -c 1 nginx -c "$out/upstream.conf" -p "$out" & pids+=($!)
-taskset -c 0 nginx -c "$out/px.conf" -p "$out" & pids+=($!)
-BENCH_LISTEN=127.0.0.1:18090 BENCH_UPSTREAM=127.0.0.1:18080 BENCH_ADMIN_PORT=18091 RAMPART_LOG=warn \
-    taskset -c 0 "$bin" run -c benches/load/rampart-bench.yaml > "$out/rampart.log" 2>&1 & pids+=($!)
-for port in 18080 18082 18090; do
-    ready=
-    for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/" >/dev/null && { ready=1; break; }; sleep 0.1; done
-    [ -n "$ready" ] || { echo "nothing answers on :$port" >&2; exit 1; }
-done
+need nginx oha curl taskset python3
+bin=$(rampart_bin "$given")
+start_compared "$bin"
 
 echo "fixed rate $rate req/s, 64 connections, ${secs}s per run, latency in µs (oha, latency-corrected)"
 for round in $(seq "$rounds"); do
