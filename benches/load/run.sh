@@ -24,12 +24,9 @@ harness=${BENCH_HARNESS:-$root/../shared/bench/bench.py}
 out=${OUT:-$root/benches/load/results/run-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 
-if [ -n "$given" ]; then
-    bin=$given
-else
-    cargo build --release --locked --bin rampart >&2
-    bin=$root/target/release/rampart
-fi
+# shellcheck source=benches/load/upstream.sh
+source benches/load/upstream.sh
+bin=$(rampart_bin "$given")
 python3 "$root/benches/load/many_upstreams.py" 10000 > "$out/rampart-10k.yaml"
 # The harness sets BENCH_LISTEN/BENCH_UPSTREAM; any values do for validation.
 BENCH_LISTEN=127.0.0.1:1 BENCH_UPSTREAM=127.0.0.1:2 "$bin" validate -c "$out/rampart-10k.yaml" >&2

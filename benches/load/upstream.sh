@@ -1,4 +1,4 @@
-# Sourced by profile.sh, pgo.sh, latency.sh and pairs.sh: the nginx upstream they all measure against,
+# Sourced by the load scripts: the nginx upstream they all measure against,
 # on 127.0.0.1:18080, answering / with "ok\n" and /4k with 4 KiB, as the harness's does.
 # upstream_conf DIR writes DIR/upstream.conf and DIR/4k; start it with
 # nginx -c DIR/upstream.conf -p DIR.
