@@ -32,10 +32,12 @@ struct Ports {
 
 impl Ports {
     fn new() -> Self {
-        let addr = |p| SocketAddr::from(([127, 0, 0, 1], p));
+        // Both bound at once: two `free_port` calls can return the same port.
+        let bind = || std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (listen, admin) = (bind(), bind());
         Self {
-            listen: addr(free_port()),
-            admin: addr(free_port()),
+            listen: listen.local_addr().unwrap(),
+            admin: admin.local_addr().unwrap(),
         }
     }
 
