@@ -221,6 +221,7 @@ async fn handle(
         forwarding,
         // HTTP/2 streams run as tasks of their own: each try arms its own timer.
         try_timer: (parts.version <= http::Version::HTTP_11).then(|| conn.try_timer.clone()),
+        arrived: Some(started),
     };
     let version = parts.version;
     let req = Request::from_parts(parts, RequestBody::Streaming(body));

@@ -110,23 +110,24 @@ impl RateLimiter {
             LimitMode::Wait { max_wait } if !self.policy.dry_run => max_wait,
             _ => Duration::ZERO,
         };
-        let started = Instant::now();
-        let deadline = started + max_wait;
         let mut hold = Some(hold);
         let mut held = None;
-        // The first decision is made as the request arrives, with all of `max_wait` left
-        // (one clock reading fewer on every request).
+        // The first decision is made as the request arrives, with all of `max_wait` left;
+        // a local bucket's request reads the clock only once it has to wait (most never do),
+        // a global one's before Redis answers (the round trip counts as waiting).
         let mut left = max_wait;
+        let mut started = self.global.is_some().then(Instant::now);
         loop {
             let (wait, done) = match self.step(&key, left).await {
                 Step::Admit => break,
                 Step::AdmitAfter(wait) => (wait, true),
                 Step::Retry(wait) => (wait, false),
                 Step::Deny(retry_after) => {
-                    let waited = held.is_some().then(|| started.elapsed());
+                    let waited = held.as_ref().and(started).map(|s| s.elapsed());
                     return self.deny(retry_after, waited, held);
                 }
             };
+            let started = *started.get_or_insert_with(Instant::now);
             if let Some(hold) = hold.take() {
                 held = Some(hold()?);
             }
@@ -134,11 +135,11 @@ impl RateLimiter {
             if done {
                 break;
             }
-            left = deadline.saturating_duration_since(Instant::now());
+            left = (started + max_wait).saturating_duration_since(Instant::now());
         }
         // Only a request that slept holds a slot (or `hold` was spent); the others went on
         // at once, whatever the clock read in between.
-        if hold.is_none() {
+        if let Some(started) = started.filter(|_| hold.is_none()) {
             self.metrics.rate_limit.delayed.increment(1);
             self.metrics
                 .rate_limit

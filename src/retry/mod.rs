@@ -112,6 +112,12 @@ impl<'a> Retrier<'a> {
         self.method_safe
     }
 
+    /// Whether `outcome` of try number `tries` is one that policy retries at all; when not,
+    /// `decide` is `Done` whatever the clock, budget or breaker say.
+    pub fn may_retry(&self, tries: u32, outcome: Outcome) -> bool {
+        self.policy.on.matches(outcome) && tries < self.max_attempts
+    }
+
     /// Decides after try number `tries` (1-based) ended with `outcome`.
     #[allow(clippy::too_many_arguments)]
     pub fn decide(
@@ -125,7 +131,7 @@ impl<'a> Retrier<'a> {
         budget: Option<&RetryBudget>,
         rng: &mut impl Rng,
     ) -> Decision {
-        if !self.policy.on.matches(outcome) || tries >= self.max_attempts {
+        if !self.may_retry(tries, outcome) {
             return Decision::Done;
         }
         // Nothing reached the upstream after a connect failure, so any method is safe.

@@ -46,8 +46,10 @@ impl Upstream {
                 return circuit_open;
             };
             tracing::debug!(upstream = %self.name, fallback = target.name(), "breaker open: sending to the fallback");
+            // The fallback's own request timeout starts now, as its stack does.
             let fwd = Forward {
                 fallback_hops: fwd.fallback_hops + 1,
+                arrived: None,
                 ..fwd
             };
             target.call(req, fwd, routes).await

@@ -56,6 +56,10 @@ pub struct Forward {
     pub forwarding: Forwarding,
     /// The client connection's reusable per-try timer; `None`: each try arms its own.
     pub try_timer: Option<TryTimer>,
+    /// When the proxy took the request: its deadline counts from then, and a request
+    /// admitted without waiting is admitted then (clock readings cost per request).
+    /// `None`: when the stack starts.
+    pub arrived: Option<Instant>,
 }
 
 /// What the stack produced for one request.
@@ -81,22 +85,28 @@ impl Upstream {
         let request_timeout = fwd
             .timeout_cap
             .map_or(timeouts.request, |t| t.min(timeouts.request));
-        let deadline = Instant::now() + request_timeout;
+        let arrived = fwd.arrived.unwrap_or_else(Instant::now);
+        let deadline = arrived + request_timeout;
 
         // Admission and body buffering usually finish on their first poll: the request
         // deadline's timer is armed only for those that wait.
-        let admitted = try_timer::timeout_at(
-            None,
-            deadline,
-            self.admit_limited(
+        let mut waited = false;
+        let admitted = {
+            let mut admission = std::pin::pin!(self.admit_limited(
                 req.method(),
                 req.uri().path(),
                 req.headers(),
                 Some(&fwd.forwarding),
                 fwd.client,
-            ),
-        );
-        let in_flight = match admitted.await.unwrap_or(Err(ProxyError::UpstreamTimeout)) {
+            ));
+            let admission = std::future::poll_fn(|cx| {
+                let poll = admission.as_mut().poll(cx);
+                waited |= poll.is_pending();
+                poll
+            });
+            try_timer::timeout_at(None, deadline, admission).await
+        };
+        let in_flight = match admitted.unwrap_or(Err(ProxyError::UpstreamTimeout)) {
             Ok(guard) => guard,
             Err(e) => {
                 return Exchange {
@@ -108,7 +118,7 @@ impl Upstream {
 
         // The breaker admits the first try before the request is taken apart, so a refusal
         // can hand the whole request to the fallback upstream.
-        let admitted_at = Instant::now();
+        let admitted_at = if waited { Instant::now() } else { arrived };
         let first = match self.admit_try(None, admitted_at) {
             Ok(admitted) => admitted,
             Err(rejected) => {
@@ -231,6 +241,10 @@ impl Upstream {
                 Ok(response) => Outcome::from_status(response.status()),
                 Err(outcome) => *outcome,
             };
+            // Most tries end the request (a success): no clock reading for them.
+            if !retrier.may_retry(tries, outcome) {
+                break result;
+            }
             // A breaker that this try (or another request) opened stops the retries; the
             // budget is not charged for a retry that cannot be made.
             let now = Instant::now();
