@@ -12,7 +12,6 @@ set -euo pipefail
 # BIN measures a binary built elsewhere (benches/load/pgo.sh's) instead of the release build;
 # resolved before the move to the repository root.
 given=${BIN:+$(realpath "$BIN")}
-[ -z "$given" ] || [ -x "$given" ] || { echo "no binary at $given" >&2; exit 1; }
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # Checked now, not after the half hour of harness rounds that come first.
 for tool in nginx oha curl valgrind callgrind_control callgrind_annotate; do
@@ -21,12 +20,11 @@ done
 root=$PWD
 harness=${BENCH_HARNESS:-$root/../shared/bench/bench.py}
 [ -f "$harness" ] || { echo "no harness at $harness" >&2; exit 1; }
-out=${OUT:-$root/benches/load/results/run-$(date +%Y%m%d-%H%M%S)}
-mkdir -p "$out"
-
 # shellcheck source=benches/load/upstream.sh
 source benches/load/upstream.sh
 bin=$(rampart_bin "$given")
+out=${OUT:-$root/benches/load/results/run-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$out"
 python3 "$root/benches/load/many_upstreams.py" 10000 > "$out/rampart-10k.yaml"
 # The harness sets BENCH_LISTEN/BENCH_UPSTREAM; any values do for validation.
 BENCH_LISTEN=127.0.0.1:1 BENCH_UPSTREAM=127.0.0.1:2 "$bin" validate -c "$out/rampart-10k.yaml" >&2

@@ -100,9 +100,11 @@ need() {
     done
 }
 
-# rampart_bin GIVEN prints GIVEN when set, else builds the release binary and prints its path.
+# rampart_bin GIVEN prints GIVEN when set (stopping the script if it is no executable), else
+# builds the release binary and prints its path.
 rampart_bin() {
     if [ -n "$1" ]; then
+        [ -x "$1" ] || { echo "no binary at $1" >&2; exit 1; }
         echo "$1"
     else
         cargo build --release --locked --bin rampart >&2 || exit 1
