@@ -117,6 +117,13 @@ impl ConnInfo {
 /// `dyn Future` cost an allocation and a free of about 3 KiB per request, a size glibc's
 /// thread cache does not keep. The future owns what it uses through one `Arc`, the
 /// connection's, which holds the app's state too: one reference count per request.
+///
+/// hyper moves that future into its slot, and each layer below moves its inner future
+/// into its own state, so every byte of it is copied several times per request. Hence the
+/// layers are functions that do their synchronous work first and return an `async move`
+/// block, not `async fn`s: an `async fn` keeps each argument twice in its future (the
+/// captured value and the local it is bound to), and a local that was ever borrowed keeps
+/// its slot until its scope ends, even once moved on.
 pub fn service(
     shared: Arc<Shared>,
     conn: ConnInfo,
@@ -129,13 +136,7 @@ pub fn service(
 + Send
 + 'static {
     let both = Arc::new((shared, conn));
-    hyper::service::service_fn(move |req| {
-        let both = both.clone();
-        async move {
-            let (shared, conn) = &*both;
-            Ok::<_, Infallible>(handle(shared, conn, req).await)
-        }
-    })
+    hyper::service::service_fn(move |req| handle(both.clone(), req))
 }
 
 /// What the access log and metrics need to know about a finished request.
@@ -150,11 +151,84 @@ struct Done<'a> {
     unread: &'a Unread,
 }
 
-async fn handle(
-    shared: &Shared,
-    conn: &ConnInfo,
+/// A request's own facts for its log line and metrics, kept while it is away upstream.
+struct Meta {
+    started: Instant,
+    request_id: HeaderValue,
+    method: Method,
+    unread: Unread,
+}
+
+impl Meta {
+    fn done<'a>(&'a self, upstream: Option<&'a Arc<Upstream>>, attempts: u32) -> Done<'a> {
+        Done {
+            started: self.started,
+            request_id: &self.request_id,
+            method: &self.method,
+            upstream,
+            attempts,
+            unread: &self.unread,
+        }
+    }
+}
+
+/// A request once its head is checked and routed, before anything is awaited.
+enum Prepared {
+    /// Answered here: refused, or no route.
+    Answered(Response<ResponseBody>),
+    /// A CONNECT tunnel through the upstream.
+    Tunnel(Meta, Arc<Upstream>, Request<AppBody>),
+    /// A request for the upstream's stack, and the app's HTTP version.
+    Forward(
+        Meta,
+        Arc<Upstream>,
+        Request<RequestBody>,
+        Forward,
+        http::Version,
+    ),
+}
+
+fn handle(
+    both: Arc<(Arc<Shared>, ConnInfo)>,
     req: Request<Incoming>,
-) -> Response<ResponseBody> {
+) -> impl Future<Output = Result<Response<ResponseBody>, Infallible>> + Send + 'static {
+    let prepared = prepare(&both.0, &both.1, req);
+    async move {
+        let shared = &both.0;
+        Ok(match prepared {
+            Prepared::Answered(response) => response,
+            Prepared::Tunnel(meta, upstream, req) => {
+                let waiting = Abandoned::arm(shared, meta.done(Some(&upstream), 1));
+                let result = connect::tunnel(shared, &upstream, req, both.1.client.ip()).await;
+                finish(shared, waiting.disarm(), result)
+            }
+            Prepared::Forward(meta, upstream, req, fwd, version) => {
+                let waiting = Abandoned::arm(shared, meta.done(Some(&upstream), 0));
+                let Exchange { result, attempts } = upstream.call(req, fwd, &shared.router).await;
+                let done = Done {
+                    attempts,
+                    ..waiting.disarm()
+                };
+                let result = result.map(|mut response| {
+                    // Answer in the app's protocol, not the upstream's: an HTTP/1.0 upstream
+                    // must not make the app's keep-alive connection close. An HTTP/1 answer
+                    // says 1.1 even to an HTTP/1.0 app: hyper then writes `HTTP/1.0` with
+                    // `connection: keep-alive` when the app asked for it, where a 1.0 answer
+                    // would close every such connection.
+                    *response.version_mut() = version.max(http::Version::HTTP_11);
+                    let clean = response.body().hop_by_hop_removed();
+                    headers::prepare_response(response.headers_mut(), version, clean);
+                    response
+                });
+                finish(shared, done, result)
+            }
+        })
+    }
+}
+
+/// Request id, size limit, overrides, route and the upstream's request head: everything
+/// before the first await, outside the future hyper moves.
+fn prepare(shared: &Shared, conn: &ConnInfo, req: Request<Incoming>) -> Prepared {
     let started = Instant::now();
     let present = headers::scan(req.headers());
     let request_id = match present
@@ -169,28 +243,23 @@ async fn handle(
     let (parts, body) = req.into_parts();
     let (body, unread) = AppBody::new(body, parts.version, present.expect);
     let req = Request::from_parts(parts, body);
-    let done = |upstream, attempts| Done {
+    let meta = Meta {
         started,
-        request_id: &request_id,
-        method: &method,
-        upstream,
-        attempts,
-        unread: &unread,
+        request_id,
+        method,
+        unread,
     };
+    let answer = |e| Prepared::Answered(finish(shared, meta.done(None, 0), Err(e)));
 
     if headers::head_size(req.method(), req.uri(), present.header_bytes)
         > shared.max_header_bytes.load(Ordering::Relaxed)
     {
-        return finish(
-            shared,
-            done(None, 0),
-            Err(ProxyError::RequestHeadersTooLarge),
-        );
+        return answer(ProxyError::RequestHeadersTooLarge);
     }
     let overrides = match present.rampart.then(|| overrides::parse(req.headers())) {
         None => overrides::Overrides::default(),
         Some(Ok(o)) => o,
-        Some(Err(e)) => return finish(shared, done(None, 0), Err(e)),
+        Some(Err(e)) => return answer(e),
     };
     let upstream = match route(
         &shared.router.load(),
@@ -199,12 +268,10 @@ async fn handle(
         present,
     ) {
         Ok(upstream) => upstream,
-        Err(e) => return finish(shared, done(None, 0), Err(e)),
+        Err(e) => return answer(e),
     };
     if req.method() == Method::CONNECT {
-        let waiting = Abandoned::arm(shared, done(Some(&upstream), 1));
-        let result = connect::tunnel(shared, &upstream, req, conn.client.ip()).await;
-        return finish(shared, waiting.disarm(), result);
+        return Prepared::Tunnel(meta, upstream, req);
     }
 
     let (mut parts, body) = req.into_parts();
@@ -214,7 +281,7 @@ async fn handle(
         &parts.uri,
         parts.version,
         &conn.client_ip,
-        &request_id,
+        &meta.request_id,
     );
     let fwd = Forward {
         attempts_cap: overrides.attempts,
@@ -228,23 +295,7 @@ async fn handle(
     };
     let version = parts.version;
     let req = Request::from_parts(parts, RequestBody::Streaming(body));
-    let waiting = Abandoned::arm(shared, done(Some(&upstream), 0));
-    let Exchange { result, attempts } = upstream.call(req, fwd, &shared.router).await;
-    let done = Done {
-        attempts,
-        ..waiting.disarm()
-    };
-    let result = result.map(|mut response| {
-        // Answer in the app's protocol, not the upstream's: an HTTP/1.0 upstream must not
-        // make the app's keep-alive connection close. An HTTP/1 answer says 1.1 even to an
-        // HTTP/1.0 app: hyper then writes `HTTP/1.0` with `connection: keep-alive` when the
-        // app asked for it, where a 1.0 answer would close every such connection.
-        *response.version_mut() = version.max(http::Version::HTTP_11);
-        let clean = response.body().hop_by_hop_removed();
-        headers::prepare_response(response.headers_mut(), version, clean);
-        response
-    });
-    finish(shared, done, result)
+    Prepared::Forward(meta, upstream, req, fwd, version)
 }
 
 /// The status logged and counted for a request whose app went away first (nginx's 499).

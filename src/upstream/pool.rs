@@ -116,27 +116,36 @@ impl EndpointPool {
     /// Sends `req` on a pooled or new connection, until response headers. Its target is
     /// origin-form (a try) or absolute with the endpoint's authority (a health probe); the
     /// connection's protocol decides the form that goes out.
-    pub async fn send(
+    /// Not an `async fn`: its block uses the arguments where they were captured, where an
+    /// `async fn` would copy each into a second slot of its future (see
+    /// [`crate::proxy::service`]).
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps its arguments twice"
+    )]
+    pub fn send(
         self: &Arc<Self>,
         connector: &Connector,
         endpoint: &Endpoint,
         req: Outgoing<'_>,
-    ) -> Result<Response<PooledBody>, SendError> {
-        let own = in_memory(req.body()) && endpoint.scheme != http::uri::Scheme::HTTPS;
-        // The usual case inline: an idle connection of rampart's own client on top of the
-        // stack. Everything else (hyper's clients, a new connection) is a larger future
-        // that every request would carry and move if it were inline here, so it is boxed.
-        // Own-client connections exist only for plain endpoints that answered HTTP/1.1, so
-        // trying them before the shared HTTP/2 connection changes nothing.
-        if own {
-            while let Some(Pooled::Own(conn)) = self.checkout(|c| matches!(c, Pooled::Own(_))) {
-                if let Some(result) = self.send_on_idle(conn, &req, endpoint).await {
-                    req.recycle();
-                    return result;
+    ) -> impl Future<Output = Result<Response<PooledBody>, SendError>> + Send {
+        async move {
+            let own = in_memory(req.body()) && endpoint.scheme != http::uri::Scheme::HTTPS;
+            // The usual case inline: an idle connection of rampart's own client on top of
+            // the stack. Everything else (hyper's clients, a new connection) is a larger
+            // future that every request would carry and move if it were inline here, so it
+            // is boxed. Own-client connections exist only for plain endpoints that answered
+            // HTTP/1.1, so trying them before the shared HTTP/2 connection changes nothing.
+            if own {
+                while let Some(Pooled::Own(conn)) = self.checkout(|c| matches!(c, Pooled::Own(_))) {
+                    if let Some(result) = self.send_on_idle(conn, &req, endpoint).await {
+                        req.recycle();
+                        return result;
+                    }
                 }
             }
+            Box::pin(self.send_any(connector, endpoint, req, own)).await
         }
-        Box::pin(self.send_any(connector, endpoint, req, own)).await
     }
 
     /// [`send`](Self::send) on whatever the pool holds: the shared HTTP/2 connection, an
@@ -272,16 +281,22 @@ impl EndpointPool {
 
     /// One exchange on an idle own-client connection. `None`: the endpoint had closed it
     /// before any of the request was written, so the request can go on another.
-    async fn send_on_idle(
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps its arguments twice"
+    )]
+    fn send_on_idle(
         self: &Arc<Self>,
         mut conn: H1Conn,
         req: &Outgoing<'_>,
         endpoint: &Endpoint,
-    ) -> Option<Result<Response<PooledBody>, SendError>> {
-        match exchange(&mut conn, req, endpoint).await {
-            Ok(head) => Some(Ok(self.own_response(conn, head))),
-            Err(failure) if failure.unsent => None,
-            Err(failure) => Some(Err(SendError::Exchange(failure.error))),
+    ) -> impl Future<Output = Option<Result<Response<PooledBody>, SendError>>> {
+        async move {
+            match exchange(&mut conn, req, endpoint).await {
+                Ok(head) => Some(Ok(self.own_response(conn, head))),
+                Err(failure) if failure.unsent => None,
+                Err(failure) => Some(Err(SendError::Exchange(failure.error))),
+            }
         }
     }
 
