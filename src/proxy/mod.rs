@@ -227,7 +227,9 @@ fn handle(
 }
 
 /// Request id, size limit, overrides, route and the upstream's request head: everything
-/// before the first await, outside the future hyper moves.
+/// before the first await, outside the future hyper moves. It runs when hyper hands over
+/// the request: for HTTP/2 in the connection's task, before the stream's task starts, so
+/// a request's duration and deadline count from there.
 fn prepare(shared: &Shared, conn: &ConnInfo, req: Request<Incoming>) -> Prepared {
     let started = Instant::now();
     let present = headers::scan(req.headers());

@@ -116,6 +116,7 @@ impl EndpointPool {
     /// Sends `req` on a pooled or new connection, until response headers. Its target is
     /// origin-form (a try) or absolute with the endpoint's authority (a health probe); the
     /// connection's protocol decides the form that goes out.
+    ///
     /// Not an `async fn`: its block uses the arguments where they were captured, where an
     /// `async fn` would copy each into a second slot of its future (see
     /// [`crate::proxy::service`]).
