@@ -142,13 +142,9 @@ pub fn service(
 /// What the access log and metrics need to know about a finished request.
 #[derive(Clone, Copy)]
 struct Done<'a> {
-    started: Instant,
-    request_id: &'a HeaderValue,
-    method: &'a Method,
+    meta: &'a Meta,
     upstream: Option<&'a Arc<Upstream>>,
     attempts: u32,
-    /// Whether the request body is unfinished beyond what rampart reads to its end.
-    unread: &'a Unread,
 }
 
 /// A request's own facts for its log line and metrics, kept while it is away upstream.
@@ -156,18 +152,16 @@ struct Meta {
     started: Instant,
     request_id: HeaderValue,
     method: Method,
+    /// Whether the request body is unfinished beyond what rampart reads to its end.
     unread: Unread,
 }
 
 impl Meta {
     fn done<'a>(&'a self, upstream: Option<&'a Arc<Upstream>>, attempts: u32) -> Done<'a> {
         Done {
-            started: self.started,
-            request_id: &self.request_id,
-            method: &self.method,
+            meta: self,
             upstream,
             attempts,
-            unread: &self.unread,
         }
     }
 }
@@ -398,11 +392,11 @@ fn finish(
         ),
     };
     let headers = response.headers_mut();
-    headers.insert(X_REQUEST_ID, done.request_id.clone());
+    headers.insert(X_REQUEST_ID, done.meta.request_id.clone());
     if done.upstream.is_some() {
         headers.insert(X_RAMPART_ATTEMPTS, headers::attempts_value(done.attempts));
     }
-    if done.unread.must_close() {
+    if done.meta.unread.must_close() {
         headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
     record(shared, &done, response.status().as_u16(), error);
@@ -412,7 +406,7 @@ fn finish(
 /// Counts the request in `rampart_requests_total` and the duration histogram, and writes
 /// its one access-log event.
 fn record(shared: &Shared, done: &Done<'_>, status: u16, error: Option<&str>) {
-    let elapsed = done.started.elapsed();
+    let elapsed = done.meta.started.elapsed();
     let metrics: &UpstreamMetrics = match done.upstream {
         Some(u) => u.metrics(),
         None => shared.metrics.unrouted(),
@@ -420,8 +414,8 @@ fn record(shared: &Shared, done: &Done<'_>, status: u16, error: Option<&str>) {
     metrics.request_done(status, elapsed.as_secs_f64());
     tracing::info!(
         target: "rampart::access",
-        request_id = done.request_id.to_str().unwrap_or(""),
-        method = done.method.as_str(),
+        request_id = done.meta.request_id.to_str().unwrap_or(""),
+        method = done.meta.method.as_str(),
         upstream = done.upstream.map_or("", |u| u.name()),
         status,
         attempts = done.attempts,

@@ -117,9 +117,8 @@ impl EndpointPool {
     /// origin-form (a try) or absolute with the endpoint's authority (a health probe); the
     /// connection's protocol decides the form that goes out.
     ///
-    /// Not an `async fn`: its block uses the arguments where they were captured, where an
-    /// `async fn` would copy each into a second slot of its future (see
-    /// [`crate::proxy::service`]).
+    /// A block, not an `async fn`: it keeps one copy of each argument (see
+    /// `proxy::service`).
     #[expect(
         clippy::manual_async_fn,
         reason = "an async fn keeps its arguments twice"
