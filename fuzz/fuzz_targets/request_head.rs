@@ -2,7 +2,8 @@
 //! rampart does to a head before forwarding it: the size limit, override headers, the head
 //! checks and routing (a fixed table with hosts, ports, prefixes and passthrough), the
 //! CONNECT policy, and header hygiene. Besides "no panic" it checks what must hold for any
-//! head that is forwarded.
+//! head that is forwarded, and that rampart's own HTTP/1.1 loop serves only heads that carry
+//! no body and reads them exactly as hyper's parse would.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -40,6 +41,7 @@ static ROUTER: LazyLock<Router> = LazyLock::new(|| {
 const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3));
 
 fuzz_target!(|data: &[u8]| {
+    check_own_loop(data);
     let Some(req) = parse(data) else { return };
     let present = headers::scan(req.headers());
     let _ = headers::head_size(req.method(), req.uri(), present.header_bytes);
@@ -106,6 +108,32 @@ fn check_forwarded(h: &HeaderMap, uri: &Uri) {
     let xff = h.get("x-forwarded-for").expect("x-forwarded-for is set");
     assert!(xff.as_bytes().ends_with(b"10.1.2.3"));
     assert_eq!(h.get_all("x-request-id").iter().count(), 1);
+}
+
+/// What rampart's own loop serves is a head hyper's parse reads the same, with no body and
+/// nothing that changes its framing; it keeps every byte of whatever it leaves to hyper.
+fn check_own_loop(data: &[u8]) {
+    use rampart::server::h1::request::{self, Parsed};
+    let mut buf = bytes::BytesMut::from(data);
+    match request::parse(&mut buf, &mut 0, 100, &mut None) {
+        Parsed::Partial => assert_eq!(&buf[..], data),
+        Parsed::Other(read) => assert_eq!(&read[..], data),
+        Parsed::Simple { request, .. } => {
+            let hyper = parse(data).expect("a head the loop serves parses");
+            assert_eq!(request.method(), hyper.method());
+            assert_eq!(request.uri(), hyper.uri());
+            assert_eq!(request.version(), Version::HTTP_11);
+            assert_eq!(hyper.version(), Version::HTTP_11);
+            assert_eq!(request.headers(), hyper.headers());
+            let h = request.headers();
+            assert!(h.get_all("content-length").iter().all(|v| v == "0"));
+            for name in ["transfer-encoding", "expect", "upgrade", "te"] {
+                assert!(!h.contains_key(name), "{name} in a head the loop serves");
+            }
+            assert!(request.method() != Method::HEAD && request.method() != Method::CONNECT);
+            assert!(data.ends_with(&buf[..]), "what follows the head is kept");
+        }
+    }
 }
 
 /// The request hyper would hand to rampart, or `None` where hyper answers 400 itself.

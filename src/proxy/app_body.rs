@@ -58,6 +58,14 @@ impl AppBody {
         };
         (wrapped, Unread(unread))
     }
+
+    /// A request that has no body (rampart's own HTTP/1.1 loop reads only such).
+    pub fn empty() -> Self {
+        Self {
+            body: None,
+            unread: None,
+        }
+    }
 }
 
 /// What `body` still has to deliver, as far as its framing tells.

@@ -112,11 +112,13 @@ impl ConnInfo {
     }
 }
 
-/// The hyper service for one client connection. Its per-request future is a concrete
-/// (inferred) type, so hyper keeps it in the connection's one future slot: a boxed
-/// `dyn Future` cost an allocation and a free of about 3 KiB per request, a size glibc's
-/// thread cache does not keep. The future owns what it uses through one `Arc`, the
-/// connection's, which holds the app's state too: one reference count per request.
+/// What answers one client connection's requests, whichever HTTP/1.1 or HTTP/2 server
+/// reads them: hyper's ([`service`]) or rampart's own loop for body-less HTTP/1.1 requests
+/// (`server::h1`). Its per-request future is a concrete (inferred) type, so hyper keeps it
+/// in the connection's one future slot: a boxed `dyn Future` cost an allocation and a free
+/// of about 3 KiB per request, a size glibc's thread cache does not keep. The future owns
+/// what it uses through one `Arc`, the connection's, which holds the app's state too: one
+/// reference count per request.
 ///
 /// hyper moves that future into its slot, and each layer below moves its inner future
 /// into its own state, so every byte of it is copied several times per request. Hence the
@@ -124,9 +126,49 @@ impl ConnInfo {
 /// block, not `async fn`s: an `async fn` keeps each argument twice in its future (the
 /// captured value and the local it is bound to), and a local that was ever borrowed keeps
 /// its slot until its scope ends, even once moved on.
+#[derive(Clone)]
+pub struct Handler(Arc<(Arc<Shared>, ConnInfo)>);
+
+impl Handler {
+    /// The handler of a connection from `conn`.
+    pub fn new(shared: Arc<Shared>, conn: ConnInfo) -> Self {
+        Self(Arc::new((shared, conn)))
+    }
+
+    /// Answers `req`; its body is read through [`IntoAppBody`].
+    pub fn handle<B: IntoAppBody>(
+        &self,
+        req: Request<B>,
+    ) -> impl Future<Output = Result<Response<ResponseBody>, Infallible>> + Send + 'static + use<B>
+    {
+        let prepared = prepare(&self.0.0, &self.0.1, req);
+        respond(self.0.clone(), prepared)
+    }
+}
+
+/// A request body as the server hands it over, turned into the [`AppBody`] rampart reads.
+pub trait IntoAppBody {
+    /// Wraps the body of a request of `version`; `expects`: it carries `Expect`.
+    fn into_app_body(self, version: http::Version, expects: bool) -> (AppBody, Unread);
+}
+
+impl IntoAppBody for Incoming {
+    fn into_app_body(self, version: http::Version, expects: bool) -> (AppBody, Unread) {
+        AppBody::new(self, version, expects)
+    }
+}
+
+/// No body at all: what rampart's own HTTP/1.1 loop hands over.
+impl IntoAppBody for () {
+    fn into_app_body(self, _: http::Version, _: bool) -> (AppBody, Unread) {
+        (AppBody::empty(), Unread::default())
+    }
+}
+
+/// hyper's service for one client connection (HTTP/2, and HTTP/1.1 requests that rampart's
+/// own loop hands over).
 pub fn service(
-    shared: Arc<Shared>,
-    conn: ConnInfo,
+    handler: Handler,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
     Response = Response<ResponseBody>,
@@ -135,8 +177,7 @@ pub fn service(
 > + Clone
 + Send
 + 'static {
-    let both = Arc::new((shared, conn));
-    hyper::service::service_fn(move |req| handle(both.clone(), req))
+    hyper::service::service_fn(move |req| handler.handle(req))
 }
 
 /// What the access log and metrics need to know about a finished request.
@@ -182,11 +223,15 @@ enum Prepared {
     ),
 }
 
-fn handle(
+/// The part of a request's handling that awaits: the upstream's answer, or a tunnel.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its arguments twice"
+)]
+fn respond(
     both: Arc<(Arc<Shared>, ConnInfo)>,
-    req: Request<Incoming>,
+    prepared: Prepared,
 ) -> impl Future<Output = Result<Response<ResponseBody>, Infallible>> + Send + 'static {
-    let prepared = prepare(&both.0, &both.1, req);
     async move {
         let shared = &both.0;
         Ok(match prepared {
@@ -224,7 +269,7 @@ fn handle(
 /// before the first await, outside the future hyper moves. It runs when hyper hands over
 /// the request: for HTTP/2 in the connection's task, before the stream's task starts, so
 /// a request's duration and deadline count from there.
-fn prepare(shared: &Shared, conn: &ConnInfo, req: Request<Incoming>) -> Prepared {
+fn prepare<B: IntoAppBody>(shared: &Shared, conn: &ConnInfo, req: Request<B>) -> Prepared {
     let started = Instant::now();
     let present = headers::scan(req.headers());
     let request_id = match present
@@ -237,7 +282,7 @@ fn prepare(shared: &Shared, conn: &ConnInfo, req: Request<Incoming>) -> Prepared
     };
     let method = req.method().clone();
     let (parts, body) = req.into_parts();
-    let (body, unread) = AppBody::new(body, parts.version, present.expect);
+    let (body, unread) = body.into_app_body(parts.version, present.expect);
     let req = Request::from_parts(parts, body);
     let meta = Meta {
         started,

@@ -7,8 +7,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::task::Waker;
 use std::time::Duration;
 
 use hyper::server::conn::{http1, http2};
@@ -18,6 +16,8 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::config::LimitsPolicy;
 use crate::proxy::{self, ConnInfo, Shared};
+use crate::server::h1::rewind::Rewind;
+use crate::server::h1::{self, DrainWatch, Ended};
 use crate::server::header_timer::HeaderTimer;
 use crate::server::{Drain, DrainSignal};
 
@@ -41,6 +41,9 @@ const MAX_LOCAL_ERROR_RESETS: usize = 100;
 pub struct ConnectionBuilder {
     http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
+    /// rampart's own loop, which serves each HTTP/1.1 connection until a head it leaves to
+    /// hyper.
+    own: h1::Settings,
     header_read_timeout: Duration,
 }
 
@@ -74,6 +77,11 @@ impl ConnectionBuilder {
         Self {
             http1,
             http2,
+            own: h1::Settings {
+                header_read_timeout: limits.header_read_timeout,
+                max_buf: buffer,
+                max_headers: limits.max_request_headers,
+            },
             header_read_timeout: limits.header_read_timeout,
         }
     }
@@ -88,21 +96,34 @@ impl ConnectionBuilder {
         permit: OwnedSemaphorePermit,
     ) {
         let client = info.client;
-        let service = proxy::service(shared, info);
-        let (mut http1, http2) = (self.http1.clone(), self.http2.clone());
+        let handler = proxy::Handler::new(shared, info);
+        let (http1, http2) = (self.http1.clone(), self.http2.clone());
+        let own = self.own;
         let within = self.header_read_timeout;
         // The first head's time counts from now, the wait for its first bytes included.
-        http1.timer(HeaderTimer::first_by(tokio::time::Instant::now() + within));
+        let first_by = tokio::time::Instant::now() + within;
         let signal = drain.signal.clone();
         drain.tracker.spawn(async move {
             let result = if speaks_h2(&stream, within).await {
-                let conn = http2.serve_connection(TokioIo::new(stream), service);
+                let conn = http2.serve_connection(TokioIo::new(stream), proxy::service(handler));
                 serve(conn, &signal, |c| c.graceful_shutdown()).await
             } else {
-                let conn = http1
-                    .serve_connection(TokioIo::new(stream), service)
-                    .with_upgrades();
-                serve(conn, &signal, |c| c.graceful_shutdown()).await
+                match h1::serve(stream, &handler, own, first_by, &signal).await {
+                    Ended::Closed => Ok(()),
+                    Ended::HandOff { stream, read } => {
+                        let mut http1 = http1;
+                        // A head handed over later than the first gets a full timeout.
+                        let now = tokio::time::Instant::now();
+                        http1.timer(HeaderTimer::first_by(first_by.max(now + within)));
+                        let conn = http1
+                            .serve_connection(
+                                TokioIo::new(Rewind::new(read, stream)),
+                                proxy::service(handler),
+                            )
+                            .with_upgrades();
+                        serve(conn, &signal, |c| c.graceful_shutdown()).await
+                    }
+                }
             };
             if let Err(e) = result {
                 tracing::debug!(%client, error = %e, "client connection ended with an error");
@@ -113,12 +134,8 @@ impl ConnectionBuilder {
 }
 
 /// Drives `conn` to its end; when draining starts, asks it to finish gracefully (answer
-/// what is in flight, then close) and waits for that.
-///
-/// The drain signal is polled only when the task's waker is new to it, which leaves that
-/// waker with the token; other wake-ups only load the `draining` flag. Polling the token on every
-/// wake-up of the connection (two or more per request) cost about 280 instructions per
-/// request (callgrind) and took a lock every connection shares.
+/// what is in flight, then close) and waits for that. The drain signal is watched through
+/// [`DrainWatch`]: an atomic load per wake-up of the connection, not the token's lock.
 async fn serve<C>(
     conn: C,
     signal: &DrainSignal,
@@ -128,24 +145,14 @@ where
     C: Future<Output = Result<(), hyper::Error>>,
 {
     tokio::pin!(conn);
-    let drained = signal.token.cancelled();
-    tokio::pin!(drained);
+    let mut watch = DrainWatch::new(signal);
     let mut graceful = Some(graceful);
-    let mut registered: Option<Waker> = None;
     std::future::poll_fn(move |cx| {
-        if graceful.is_some() {
-            let draining = match &registered {
-                Some(waker) if waker.will_wake(cx.waker()) => {
-                    signal.draining.load(Ordering::Acquire)
-                }
-                _ => {
-                    registered = Some(cx.waker().clone());
-                    drained.as_mut().poll(cx).is_ready()
-                }
-            };
-            if draining && let Some(graceful) = graceful.take() {
-                graceful(conn.as_mut());
-            }
+        if graceful.is_some()
+            && watch.poll_drained(cx).is_ready()
+            && let Some(graceful) = graceful.take()
+        {
+            graceful(conn.as_mut());
         }
         conn.as_mut().poll(cx)
     })

@@ -4,6 +4,7 @@
 //! to hyper with the header limits and the graceful-shutdown watch.
 
 pub mod connection;
+pub mod h1;
 pub mod header_timer;
 
 use std::sync::Arc;

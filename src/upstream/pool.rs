@@ -118,7 +118,7 @@ impl EndpointPool {
     /// connection's protocol decides the form that goes out.
     ///
     /// A block, not an `async fn`: it keeps one copy of each argument (see
-    /// `proxy::service`).
+    /// `proxy::Handler`).
     #[expect(
         clippy::manual_async_fn,
         reason = "an async fn keeps its arguments twice"

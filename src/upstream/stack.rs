@@ -77,7 +77,7 @@ impl Upstream {
     /// the live routing table, where a fallback upstream is looked up.
     ///
     /// A block, not an `async fn`: it keeps one copy of each argument (see
-    /// `proxy::service`).
+    /// `proxy::Handler`).
     #[expect(
         clippy::manual_async_fn,
         reason = "an async fn keeps its arguments twice"
@@ -411,7 +411,7 @@ impl Upstream {
     ) -> impl Future<Output = Result<Response<PooledBody>, Failed>> + 'a {
         let unfinished = Unfinished(Some(&self.metrics));
         // A block, not an `async fn`: it keeps one copy of each argument (see
-        // `proxy::service`).
+        // `proxy::Handler`).
         async move {
             let _counted = endpoint.start();
             if let Some(uri) = self.try_target(req.uri()) {
@@ -556,7 +556,7 @@ mod tests {
     /// size is paid in memory per connection and in copies per request. Rare, large paths
     /// (opening a connection, hyper's clients, hedging, Redis) are boxed where they start;
     /// the usual exchange on rampart's own client stays inline (boxing it cost more per
-    /// request than its size does). 8 KiB crept in once; see `proxy::service` for why the
+    /// request than its size does). 8 KiB crept in once; see `proxy::Handler` for why the
     /// layers are not `async fn`s.
     #[tokio::test]
     async fn the_per_request_future_stays_small() {

@@ -15,6 +15,7 @@ mod hostile;
 mod http1_client;
 mod keep_alive;
 mod limits;
+mod own_http1;
 mod pool;
 mod protocols;
 mod rate_limit;

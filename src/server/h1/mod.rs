@@ -1,0 +1,314 @@
+//! rampart's own HTTP/1.1 server loop for the requests apps send most: an HTTP/1.1 head with
+//! no body (`GET`, `DELETE`, ...), answered on the same connection, pipelining included. The
+//! first head it does not serve (a body, an upgrade, `Expect`, `HEAD`, HTTP/1.0, anything
+//! malformed or too large) goes to hyper with every byte already read, and hyper serves the
+//! rest of the connection as it serves every other one.
+//!
+//! Why: hyper's server spent about 10,500 of the 26,100 instructions a proxied request cost
+//! (callgrind, docs/performance.md): its dispatcher, its parse into a fresh head, a clock
+//! read per poll for its `date` cache, its timer per head, its write queue. The loop parses
+//! with the same httparse, slices header values from the read buffer as hyper does, and
+//! writes head and body with one `send`.
+
+pub mod request;
+pub mod response;
+pub mod rewind;
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::{Pin, pin};
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, Response};
+use http_body::Body;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_util::sync::WaitForCancellationFuture;
+
+use crate::proxy::Handler;
+use crate::proxy::body::ResponseBody;
+use crate::server::DrainSignal;
+use request::Parsed;
+use response::{BodyLen, Framing};
+
+/// Read buffer size, and the step it grows by: one read takes a typical head.
+const READ_CHUNK: usize = 8 * 1024;
+/// Body bytes copied behind the head (or a chunk's size line) to go out in the same `send`;
+/// a larger piece is written from where it is.
+const COALESCE: usize = 16 * 1024;
+/// A write buffer grown past this by a large head is not kept for the next response.
+const KEEP_OUT: usize = 64 * 1024;
+
+/// The limits the loop applies, from `limits`.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// `limits.header_read_timeout`: for each head, counted from when the loop starts
+    /// waiting for it (keep-alive idle time included, as hyper counts it).
+    pub header_read_timeout: Duration,
+    /// Bytes of an incomplete head after which hyper takes it (and answers 431).
+    pub max_buf: usize,
+    /// `limits.max_request_headers`.
+    pub max_headers: usize,
+}
+
+/// How the loop left the connection.
+#[derive(Debug)]
+pub enum Ended {
+    /// Closed: by the app, a timeout, draining, an error, or `Connection: close`.
+    Closed,
+    /// hyper is to serve it from here, reading `read` first.
+    HandOff {
+        /// The socket.
+        stream: TcpStream,
+        /// What the loop read and did not serve.
+        read: Bytes,
+    },
+}
+
+/// Serves `stream` until it closes or a head goes to hyper. `first_by`: the first head's
+/// deadline (the header timeout counted from the accept).
+pub(super) async fn serve(
+    stream: TcpStream,
+    handler: &Handler,
+    settings: Settings,
+    first_by: Instant,
+    signal: &DrainSignal,
+) -> Ended {
+    let mut conn = Conn {
+        stream,
+        buf: BytesMut::with_capacity(READ_CHUNK),
+        out: Vec::new(),
+        map: None,
+        scanned: 0,
+    };
+    let mut deadline = pin!(tokio::time::sleep_until(first_by));
+    let mut drain = DrainWatch::new(signal);
+    loop {
+        let (request, asked_close) = loop {
+            match request::parse(
+                &mut conn.buf,
+                &mut conn.scanned,
+                settings.max_headers,
+                &mut conn.map,
+            ) {
+                Parsed::Simple { request, close } => break (request, close),
+                Parsed::Other(read) => return conn.hand_off(read),
+                Parsed::Partial if conn.buf.len() >= settings.max_buf => {
+                    let read = conn.buf.split().freeze();
+                    return conn.hand_off(read);
+                }
+                Parsed::Partial => {}
+            }
+            if conn.buf.len() == conn.buf.capacity() {
+                // Reclaims the buffer in place when the last request's header values,
+                // sliced from it, are gone.
+                conn.buf.reserve(READ_CHUNK);
+            }
+            let idle = conn.buf.is_empty();
+            let read = tokio::select! {
+                biased;
+                read = conn.stream.read_buf(&mut conn.buf) => read,
+                () = &mut deadline => return Ended::Closed,
+                () = drain.wait(), if idle => return Ended::Closed,
+            };
+            if !matches!(read, Ok(n) if n > 0) {
+                return Ended::Closed;
+            }
+        };
+
+        let mut answer = pin!(handler.handle(request));
+        let response = loop {
+            // While the answer is awaited, a read notices the app closing (the request is
+            // then dropped: logged and counted as 499) and keeps what it pipelines.
+            let room = conn.buf.len() < conn.buf.capacity();
+            tokio::select! {
+                biased;
+                response = &mut answer => break response,
+                read = conn.stream.read_buf(&mut conn.buf), if room => {
+                    if !matches!(read, Ok(n) if n > 0) {
+                        return Ended::Closed;
+                    }
+                }
+            }
+        };
+        let Ok(response) = response;
+        let close = asked_close || signal.draining.load(Ordering::Acquire);
+        match conn.respond(response, close).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let _ = conn.stream.shutdown().await;
+                return Ended::Closed;
+            }
+            Err(_) => return Ended::Closed,
+        }
+        deadline
+            .as_mut()
+            .reset(Instant::now() + settings.header_read_timeout);
+    }
+}
+
+/// One connection's socket and buffers.
+struct Conn {
+    stream: TcpStream,
+    /// Read, not yet parsed.
+    buf: BytesMut,
+    /// To be written.
+    out: Vec<u8>,
+    /// The last response's header map, emptied: the next request's headers go into it
+    /// (as hyper's server does), so maps are not allocated and freed per request.
+    map: Option<HeaderMap>,
+    /// How much of `buf` holds no head end (see [`request::parse`]).
+    scanned: usize,
+}
+
+impl Conn {
+    fn hand_off(self, read: Bytes) -> Ended {
+        Ended::HandOff {
+            stream: self.stream,
+            read,
+        }
+    }
+
+    /// Writes `response`; `Ok(true)`: the connection can carry another request.
+    async fn respond(&mut self, response: Response<ResponseBody>, close: bool) -> io::Result<bool> {
+        let (parts, body) = response.into_parts();
+        let len = if body.is_end_stream() {
+            BodyLen::Empty
+        } else {
+            body.size_hint()
+                .exact()
+                .map_or(BodyLen::Unknown, BodyLen::Known)
+        };
+        self.out.clear();
+        if self.out.capacity() > KEEP_OUT {
+            self.out = Vec::new();
+        }
+        let Ok((framing, asks_close)) = response::encode(&parts, len, close, &mut self.out) else {
+            tracing::warn!(status = %parts.status, "response with conflicting framing headers; closing the connection");
+            return Ok(false);
+        };
+        let mut map = parts.headers;
+        if map.capacity() <= crate::spare_header_map::MAX_CAPACITY {
+            map.clear();
+            self.map = Some(map);
+        }
+        match framing {
+            Framing::Length(0) => {}
+            Framing::Length(n) => self.write_body(body, Some(n)).await?,
+            Framing::Chunked => self.write_body(body, None).await?,
+        }
+        self.flush().await?;
+        Ok(!close && !asks_close)
+    }
+
+    /// Copies or writes `body` after the head in `out`: `length` bytes exactly, or chunked.
+    /// Only the last piece is left in `out` for the caller's flush.
+    async fn write_body(&mut self, body: ResponseBody, length: Option<u64>) -> io::Result<()> {
+        let mut body = pin!(body);
+        let mut left = length.unwrap_or(u64::MAX);
+        loop {
+            let frame = if self.out.is_empty() {
+                poll_fn(|cx| body.as_mut().poll_frame(cx)).await
+            } else {
+                // Something is ready to go: it goes now if the body has nothing more yet.
+                match poll_fn(|cx| Poll::Ready(body.as_mut().poll_frame(cx))).await {
+                    Poll::Ready(frame) => frame,
+                    Poll::Pending => {
+                        self.flush().await?;
+                        continue;
+                    }
+                }
+            };
+            let data = match frame {
+                None => break,
+                Some(Err(e)) => return Err(io::Error::other(e)),
+                // Trailers are not relayed to an HTTP/1 app (it did not send `TE: trailers`).
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => data,
+                    Err(_) => continue,
+                },
+            };
+            if !data.is_empty() {
+                if length.is_some() {
+                    left = left
+                        .checked_sub(data.len() as u64)
+                        .ok_or_else(|| io::Error::other("response body longer than its length"))?;
+                } else {
+                    response::chunk_size(&mut self.out, data.len());
+                }
+                if self.out.len() + data.len() <= COALESCE {
+                    self.out.extend_from_slice(&data);
+                } else {
+                    self.flush().await?;
+                    self.stream.write_all(&data).await?;
+                }
+                if length.is_none() {
+                    self.out.extend_from_slice(b"\r\n");
+                }
+            }
+            if body.is_end_stream() {
+                break;
+            }
+        }
+        match length {
+            Some(_) if left != 0 => Err(io::Error::other("response body shorter than its length")),
+            Some(_) => Ok(()),
+            None => {
+                self.out.extend_from_slice(b"0\r\n\r\n");
+                Ok(())
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if !self.out.is_empty() {
+            self.stream.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Waits for draining to start. The token is polled only when the task's waker is new to
+/// it, which leaves that waker with the token; other polls only load the `draining` flag
+/// (polling the token takes a lock every connection shares; callgrind: ~280 instructions).
+pub(super) struct DrainWatch<'a> {
+    signal: &'a DrainSignal,
+    token: Pin<Box<WaitForCancellationFuture<'a>>>,
+    registered: Option<Waker>,
+}
+
+impl<'a> DrainWatch<'a> {
+    pub(super) fn new(signal: &'a DrainSignal) -> Self {
+        Self {
+            signal,
+            token: Box::pin(signal.token.cancelled()),
+            registered: None,
+        }
+    }
+
+    /// Ready once draining has started.
+    pub(super) fn poll_drained(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match &self.registered {
+            Some(waker) if waker.will_wake(cx.waker()) => {
+                if self.signal.draining.load(Ordering::Acquire) {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            }
+            _ => {
+                self.registered = Some(cx.waker().clone());
+                self.token.as_mut().poll(cx)
+            }
+        }
+    }
+
+    async fn wait(&mut self) {
+        poll_fn(|cx| self.poll_drained(cx)).await;
+    }
+}
