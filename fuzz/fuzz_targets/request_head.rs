@@ -110,30 +110,33 @@ fn check_forwarded(h: &HeaderMap, uri: &Uri) {
     assert_eq!(h.get_all("x-request-id").iter().count(), 1);
 }
 
-/// What rampart's own loop serves is a head hyper's parse reads the same, with no body and
-/// nothing that changes its framing; it keeps every byte of whatever it leaves to hyper.
+/// What rampart's own loop serves is a head hyper's parse reads the same (up to the length
+/// httparse gives), with no body and nothing that changes its framing.
 fn check_own_loop(data: &[u8]) {
     use rampart::server::h1::request::{self, Parsed};
-    let mut buf = bytes::BytesMut::from(data);
-    match request::parse(&mut buf, &mut 0, 100, &mut None) {
-        Parsed::Partial => assert_eq!(&buf[..], data),
-        Parsed::Other(read) => assert_eq!(&read[..], data),
-        Parsed::Simple { request, .. } => {
-            let hyper = parse(data).expect("a head the loop serves parses");
-            assert_eq!(request.method(), hyper.method());
-            assert_eq!(request.uri(), hyper.uri());
-            assert_eq!(request.version(), Version::HTTP_11);
-            assert_eq!(hyper.version(), Version::HTTP_11);
-            assert_eq!(request.headers(), hyper.headers());
-            let h = request.headers();
-            assert!(h.get_all("content-length").iter().all(|v| v == "0"));
-            for name in ["transfer-encoding", "expect", "upgrade", "te"] {
-                assert!(!h.contains_key(name), "{name} in a head the loop serves");
-            }
-            assert!(request.method() != Method::HEAD && request.method() != Method::CONNECT);
-            assert!(data.ends_with(&buf[..]), "what follows the head is kept");
-        }
+    let bytes = bytes::Bytes::copy_from_slice(data);
+    let Parsed::Simple { request, len, .. } = request::parse(&bytes, 100, &mut None) else {
+        return;
+    };
+    // The head ends where httparse says, not at the first empty line.
+    let hyper = parse(&data[..len]).expect("a head the loop serves parses");
+    let mut slots = [httparse::EMPTY_HEADER; 100];
+    let mut head = httparse::Request::new(&mut slots);
+    assert_eq!(head.parse(data), Ok(httparse::Status::Complete(len)));
+    assert_eq!(request.method(), hyper.method());
+    assert_eq!(request.uri(), hyper.uri());
+    assert_eq!(request.version(), Version::HTTP_11);
+    assert_eq!(hyper.version(), Version::HTTP_11);
+    let h = request.headers();
+    for (name, value) in h {
+        assert!(hyper.headers().get_all(name).iter().any(|v| v == value));
     }
+    assert!(h.get_all("content-length").iter().all(|v| v == "0"));
+    assert!(h.get_all("content-length").iter().count() <= 1);
+    for name in ["transfer-encoding", "expect", "upgrade", "te"] {
+        assert!(!h.contains_key(name), "{name} in a head the loop serves");
+    }
+    assert!(request.method() != Method::HEAD && request.method() != Method::CONNECT);
 }
 
 /// The request hyper would hand to rampart, or `None` where hyper answers 400 itself.

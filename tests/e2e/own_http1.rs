@@ -4,8 +4,11 @@
 
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
 use crate::support::TestProxy;
-use crate::support::client::raw;
+use crate::support::client::{raw, read_until_close};
 use crate::support::raw_upstream::{RawUpstream, Script, header_lines};
 
 async fn proxy_for(up: &RawUpstream) -> TestProxy {
@@ -203,4 +206,106 @@ async fn an_upgrade_a_head_and_an_http10_request_go_to_hyper_and_are_answered() 
     )
     .await;
     assert!(bad.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{bad}");
+}
+
+#[tokio::test]
+async fn blank_lines_before_a_request_do_not_make_it_run_twice() {
+    let up = RawUpstream::start().await;
+    let proxy = proxy_for(&up).await;
+    let wire = raw(
+        proxy.addr,
+        b"\r\n\r\n\r\nDELETE /x HTTP/1.1\r\nhost: svc\r\n\r\n\
+          GET /y HTTP/1.1\r\nhost: svc\r\nconnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(responses(&wire).len(), 2, "{wire}");
+    let lines: Vec<_> = up
+        .requests()
+        .iter()
+        .map(|r| r.head.lines().next().unwrap().to_owned())
+        .collect();
+    assert_eq!(lines, ["DELETE /x HTTP/1.1", "GET /y HTTP/1.1"]);
+}
+
+#[tokio::test]
+async fn bytes_that_are_no_request_get_hypers_400_at_once() {
+    let up = RawUpstream::start().await;
+    let proxy = proxy_for(&up).await;
+    // A TLS ClientHello's first bytes: no blank line will ever come. The answer comes within
+    // the 5 s read, long before the header timeout (30 s by default).
+    let answer = raw(
+        proxy.addr,
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{answer:?}"
+    );
+    assert_eq!(up.count(), 0);
+}
+
+#[tokio::test]
+async fn a_request_whose_app_half_closes_after_sending_is_still_answered_when_pipelined() {
+    let up = RawUpstream::start().await;
+    let proxy = proxy_for(&up).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"GET /a HTTP/1.1\r\nhost: svc\r\n\r\nGET /b HTTP/1.1\r\nhost: svc\r\n\r\n")
+        .await
+        .unwrap();
+    stream.shutdown().await.unwrap();
+    let wire = read_until_close(&mut stream, Duration::from_secs(5)).await;
+    let answers = responses(&wire);
+    assert!(!answers.is_empty(), "{wire}");
+    assert!(answers[0].0.starts_with("HTTP/1.1 200 OK\r\n"), "{wire}");
+}
+
+#[tokio::test]
+async fn an_app_closing_during_a_streamed_answer_ends_the_upstream_stream() {
+    // An upstream that sends a chunked head and one chunk, then waits for rampart to close.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let upstream = tokio::spawn(async move {
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(conn.read_u8().await.unwrap());
+        }
+        conn.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n")
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        conn.read_to_end(&mut rest).await
+    });
+    let yaml =
+        format!("upstreams:\n  svc:\n    endpoints: [\"http://{addr}\"]\n    hosts: [svc]\n");
+    let proxy = TestProxy::start(&yaml).await;
+    let mut app = TcpStream::connect(proxy.addr).await.unwrap();
+    app.write_all(b"GET /events HTTP/1.1\r\nhost: svc\r\n\r\n")
+        .await
+        .unwrap();
+    // The head and the first chunk reach the app, then it goes away.
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("hello") {
+        let mut piece = [0u8; 256];
+        let n = app.read(&mut piece).await.unwrap();
+        assert!(n > 0, "{:?}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&piece[..n]);
+    }
+    drop(app);
+    // rampart drops the body, and with it the upstream connection, once the app is gone.
+    let closed = tokio::time::timeout(Duration::from_secs(5), upstream)
+        .await
+        .expect("rampart closed the upstream connection")
+        .unwrap();
+    assert!(closed.is_ok());
+    assert_eq!(
+        proxy
+            .metrics()
+            .value("rampart_requests_in_flight", &[("upstream", "svc")]),
+        Some(0.0)
+    );
 }

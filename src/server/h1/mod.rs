@@ -21,7 +21,7 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{HeaderMap, Response};
 use http_body::Body;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -81,37 +81,63 @@ pub(super) async fn serve(
     let mut conn = Conn {
         stream,
         buf: BytesMut::with_capacity(READ_CHUNK),
+        rest: Bytes::new(),
+        scanned: 0,
         out: Vec::new(),
         map: None,
-        scanned: 0,
     };
     let mut deadline = pin!(tokio::time::sleep_until(first_by));
     let mut drain = DrainWatch::new(signal);
     loop {
         let (request, asked_close) = loop {
-            match request::parse(
-                &mut conn.buf,
-                &mut conn.scanned,
-                settings.max_headers,
-                &mut conn.map,
-            ) {
-                Parsed::Simple { request, close } => break (request, close),
-                Parsed::Other(read) => return conn.hand_off(read),
-                Parsed::Partial if conn.buf.len() >= settings.max_buf => {
-                    let read = conn.buf.split().freeze();
-                    return conn.hand_off(read);
+            if !conn.rest.is_empty() {
+                match request::parse(&conn.rest, settings.max_headers, &mut conn.map) {
+                    Parsed::Simple {
+                        request,
+                        close,
+                        len,
+                    } => {
+                        conn.rest.advance(len);
+                        if conn.rest.is_empty() {
+                            // An emptied slice would still share the read buffer, which could
+                            // then not be reclaimed in place.
+                            conn.rest = Bytes::new();
+                        }
+                        break (request, close);
+                    }
+                    Parsed::Other => return conn.hand_off(),
+                    Parsed::Partial => {
+                        // The start of the next head: back into the read buffer, once.
+                        let rest = std::mem::take(&mut conn.rest);
+                        conn.buf.extend_from_slice(&rest);
+                        conn.scanned = 0;
+                    }
                 }
-                Parsed::Partial => {}
             }
-            if conn.buf.len() == conn.buf.capacity() {
-                // Reclaims the buffer in place when the last request's header values,
-                // sliced from it, are gone.
-                conn.buf.reserve(READ_CHUNK);
+            if request::head_end(&conn.buf, conn.scanned).is_some() {
+                conn.rest = conn.buf.split().freeze();
+                conn.scanned = 0;
+                continue;
             }
+            // A head's first bytes that can be no request go to hyper, which answers 400.
+            if conn.scanned == 0 && !conn.buf.is_empty() && request::hopeless(&conn.buf) {
+                return conn.hand_off();
+            }
+            conn.scanned = conn.buf.len();
+            // hyper answers 431 to a head that fills its buffer.
+            let Some(room) = settings
+                .max_buf
+                .checked_sub(conn.buf.len())
+                .filter(|&r| r > 0)
+            else {
+                return conn.hand_off();
+            };
+            conn.reserve();
             let idle = conn.buf.is_empty();
+            let mut into = (&mut conn.buf).limit(room);
             let read = tokio::select! {
                 biased;
-                read = conn.stream.read_buf(&mut conn.buf) => read,
+                read = conn.stream.read_buf(&mut into) => read,
                 () = &mut deadline => return Ended::Closed,
                 () = drain.wait(), if idle => return Ended::Closed,
             };
@@ -122,13 +148,16 @@ pub(super) async fn serve(
 
         let mut answer = pin!(handler.handle(request));
         let response = loop {
-            // While the answer is awaited, a read notices the app closing (the request is
-            // then dropped: logged and counted as 499) and keeps what it pipelines.
-            let room = conn.buf.len() < conn.buf.capacity();
+            // With nothing pipelined, a read notices the app closing (the request is then
+            // dropped: logged and counted as 499), as hyper's does.
+            let watch = conn.nothing_read();
+            if watch {
+                conn.reserve();
+            }
             tokio::select! {
                 biased;
                 response = &mut answer => break response,
-                read = conn.stream.read_buf(&mut conn.buf), if room => {
+                read = conn.stream.read_buf(&mut conn.buf), if watch => {
                     if !matches!(read, Ok(n) if n > 0) {
                         return Ended::Closed;
                     }
@@ -138,8 +167,9 @@ pub(super) async fn serve(
         let Ok(response) = response;
         let close = asked_close || signal.draining.load(Ordering::Acquire);
         match conn.respond(response, close).await {
-            Ok(true) => {}
-            Ok(false) => {
+            // Draining that started while the body was sent ends the connection after it.
+            Ok(true) if !signal.draining.load(Ordering::Acquire) => {}
+            Ok(_) => {
                 let _ = conn.stream.shutdown().await;
                 return Ended::Closed;
             }
@@ -154,19 +184,41 @@ pub(super) async fn serve(
 /// One connection's socket and buffers.
 struct Conn {
     stream: TcpStream,
-    /// Read, not yet parsed.
+    /// Read since the last head ended; not yet frozen.
     buf: BytesMut,
+    /// Read, frozen (a served head's header values are slices of it), not yet parsed: the
+    /// pipelined requests after the last one. Older than anything in `buf`.
+    rest: Bytes,
+    /// How much of `buf` holds no head end (see [`request::head_end`]).
+    scanned: usize,
     /// To be written.
     out: Vec<u8>,
     /// The last response's header map, emptied: the next request's headers go into it
     /// (as hyper's server does), so maps are not allocated and freed per request.
     map: Option<HeaderMap>,
-    /// How much of `buf` holds no head end (see [`request::parse`]).
-    scanned: usize,
 }
 
 impl Conn {
-    fn hand_off(self, read: Bytes) -> Ended {
+    /// Nothing is buffered: a read can only be the app's next bytes or its close.
+    fn nothing_read(&self) -> bool {
+        self.rest.is_empty() && self.buf.is_empty()
+    }
+
+    /// Room for a read. Reclaims the buffer in place when the header values sliced from it
+    /// are gone.
+    fn reserve(&mut self) {
+        if self.buf.len() == self.buf.capacity() {
+            self.buf.reserve(READ_CHUNK);
+        }
+    }
+
+    /// hyper takes the socket, and everything read from it and not served, in order.
+    fn hand_off(self) -> Ended {
+        let read = match (self.rest.is_empty(), self.buf.is_empty()) {
+            (_, true) => self.rest,
+            (true, false) => self.buf.freeze(),
+            (false, false) => [&self.rest[..], &self.buf[..]].concat().into(),
+        };
         Ended::HandOff {
             stream: self.stream,
             read,
@@ -183,10 +235,6 @@ impl Conn {
                 .exact()
                 .map_or(BodyLen::Unknown, BodyLen::Known)
         };
-        self.out.clear();
-        if self.out.capacity() > KEEP_OUT {
-            self.out = Vec::new();
-        }
         let Ok((framing, asks_close)) = response::encode(&parts, len, close, &mut self.out) else {
             tracing::warn!(status = %parts.status, "response with conflicting framing headers; closing the connection");
             return Ok(false);
@@ -202,6 +250,10 @@ impl Conn {
             Framing::Chunked => self.write_body(body, None).await?,
         }
         self.flush().await?;
+        if self.out.capacity() > KEEP_OUT {
+            // A large head or body piece grew it: not kept while the connection idles.
+            self.out = Vec::new();
+        }
         Ok(!close && !asks_close)
     }
 
@@ -212,7 +264,20 @@ impl Conn {
         let mut left = length.unwrap_or(u64::MAX);
         loop {
             let frame = if self.out.is_empty() {
-                poll_fn(|cx| body.as_mut().poll_frame(cx)).await
+                // While the body has nothing, a read notices the app closing (the body, and
+                // with it the upstream's stream, is then dropped), as hyper's does.
+                let watch = self.nothing_read();
+                if watch {
+                    self.reserve();
+                }
+                tokio::select! {
+                    biased;
+                    frame = poll_fn(|cx| body.as_mut().poll_frame(cx)) => frame,
+                    read = self.stream.read_buf(&mut self.buf), if watch => match read {
+                        Ok(n) if n > 0 => continue,
+                        _ => return Err(io::ErrorKind::ConnectionAborted.into()),
+                    },
+                }
             } else {
                 // Something is ready to go: it goes now if the body has nothing more yet.
                 match poll_fn(|cx| Poll::Ready(body.as_mut().poll_frame(cx))).await {
