@@ -110,11 +110,14 @@ impl ConnectionBuilder {
             } else {
                 match h1::serve(stream, &handler, own, first_by, &signal).await {
                     Ended::Closed => Ok(()),
-                    Ended::HandOff { stream, read } => {
+                    Ended::HandOff {
+                        stream,
+                        read,
+                        head_by,
+                    } => {
                         let mut http1 = http1;
-                        // A head handed over later than the first gets a full timeout.
-                        let now = tokio::time::Instant::now();
-                        http1.timer(HeaderTimer::first_by(first_by.max(now + within)));
+                        // The handed-over head keeps the deadline the loop gave it.
+                        http1.timer(HeaderTimer::first_by(head_by));
                         let conn = http1
                             .serve_connection(
                                 TokioIo::new(Rewind::new(read, stream)),

@@ -309,3 +309,30 @@ async fn an_app_closing_during_a_streamed_answer_ends_the_upstream_stream() {
         Some(0.0)
     );
 }
+
+/// A head the loop hands to hyper half-read (blank lines first, which httparse skips) keeps
+/// the deadline it had: a client cannot restart its header timeout by handing over.
+#[tokio::test]
+async fn a_head_handed_over_half_read_keeps_its_header_deadline() {
+    let up = RawUpstream::start().await;
+    let yaml = format!(
+        "limits: {{ header_read_timeout: 1s }}\nupstreams:\n  svc:\n    endpoints: [\"{}\"]\n    hosts: [svc]\n",
+        up.url()
+    );
+    let proxy = TestProxy::start(&yaml).await;
+    let connected = tokio::time::Instant::now();
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    // The client pauses (part of the scenario), then, just before the deadline, sends blank
+    // lines and the start of a request line: httparse sees
+    // an incomplete head after an empty line, and the loop hands it to hyper.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stream.write_all(b"\r\n\r\nGET /slow HT").await.unwrap();
+    read_until_close(&mut stream, Duration::from_secs(3)).await;
+    let elapsed = connected.elapsed();
+    // One timeout from the accept (a fresh one at the hand-off took 1.8 s).
+    assert!(
+        elapsed >= Duration::from_millis(1000) && elapsed < Duration::from_millis(1500),
+        "cut off after {elapsed:?}"
+    );
+    assert_eq!(up.count(), 0);
+}

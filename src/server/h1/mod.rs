@@ -66,6 +66,9 @@ pub enum Ended {
         stream: TcpStream,
         /// What the loop read and did not serve.
         read: Bytes,
+        /// When the head hyper reads first must be complete: the one the loop was timing
+        /// (a head handed over half-read gets no fresh timeout).
+        head_by: Instant,
     },
 }
 
@@ -105,7 +108,7 @@ pub(super) async fn serve(
                         }
                         break (request, close);
                     }
-                    Parsed::Other => return conn.hand_off(),
+                    Parsed::Other => return conn.hand_off(deadline.deadline()),
                     Parsed::Partial => {
                         // The start of the next head: back into the read buffer, once.
                         let rest = std::mem::take(&mut conn.rest);
@@ -121,7 +124,7 @@ pub(super) async fn serve(
             }
             // A head's first bytes that can be no request go to hyper, which answers 400.
             if conn.scanned == 0 && !conn.buf.is_empty() && request::hopeless(&conn.buf) {
-                return conn.hand_off();
+                return conn.hand_off(deadline.deadline());
             }
             conn.scanned = conn.buf.len();
             // hyper answers 431 to a head that fills its buffer.
@@ -130,7 +133,7 @@ pub(super) async fn serve(
                 .checked_sub(conn.buf.len())
                 .filter(|&r| r > 0)
             else {
-                return conn.hand_off();
+                return conn.hand_off(deadline.deadline());
             };
             conn.reserve();
             let idle = conn.buf.is_empty();
@@ -213,7 +216,7 @@ impl Conn {
     }
 
     /// hyper takes the socket, and everything read from it and not served, in order.
-    fn hand_off(self) -> Ended {
+    fn hand_off(self, head_by: Instant) -> Ended {
         let read = match (self.rest.is_empty(), self.buf.is_empty()) {
             (_, true) => self.rest,
             (true, false) => self.buf.freeze(),
@@ -222,6 +225,7 @@ impl Conn {
         Ended::HandOff {
             stream: self.stream,
             read,
+            head_by,
         }
     }
 
