@@ -27,20 +27,22 @@ pub fn take() -> HeaderMap {
     SPARE.take().unwrap_or_default()
 }
 
+/// `map` emptied for reuse, unless it has no capacity or more than [`MAX_CAPACITY`].
+pub fn emptied(mut map: HeaderMap) -> Option<HeaderMap> {
+    if map.capacity() == 0 || map.capacity() > MAX_CAPACITY {
+        return None;
+    }
+    map.clear();
+    Some(map)
+}
+
 /// Keeps `map`, emptied, as this thread's spare unless it is too large or a spare is
 /// already kept (then it is dropped as it would have been).
-pub fn keep(mut map: HeaderMap) {
-    if map.capacity() == 0 || map.capacity() > MAX_CAPACITY {
-        return;
-    }
+pub fn keep(map: HeaderMap) {
+    let Some(map) = emptied(map) else { return };
     SPARE.with(|spare| {
         let kept = spare.take();
-        if kept.is_none() {
-            map.clear();
-            spare.set(Some(map));
-        } else {
-            spare.set(kept);
-        }
+        spare.set(kept.or(Some(map)));
     });
 }
 

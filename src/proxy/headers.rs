@@ -254,6 +254,16 @@ fn hop_index(name: &HeaderName) -> Option<usize> {
     }
 }
 
+/// A `Content-Length` value: ASCII digits only, at most 19 of them (no sign, no overflow).
+pub fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
+    })
+}
+
 /// The elements of a comma-separated header value (RFC 9110 §5.6.1), trimmed; empty ones
 /// are kept, for the callers that must tell them apart.
 pub fn list_elements(value: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {

@@ -17,9 +17,9 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::config::LimitsPolicy;
 use crate::proxy::{self, ConnInfo, Shared};
 use crate::server::h1::rewind::Rewind;
-use crate::server::h1::{self, DrainWatch, Ended};
+use crate::server::h1::{self, Ended};
 use crate::server::header_timer::HeaderTimer;
-use crate::server::{Drain, DrainSignal};
+use crate::server::{Drain, DrainSignal, DrainWatch};
 
 /// What an HTTP/2 client sends first (RFC 9113 §3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -44,7 +44,6 @@ pub struct ConnectionBuilder {
     /// rampart's own loop, which serves each HTTP/1.1 connection until a head it leaves to
     /// hyper.
     own: h1::Settings,
-    header_read_timeout: Duration,
 }
 
 impl ConnectionBuilder {
@@ -82,7 +81,6 @@ impl ConnectionBuilder {
                 max_buf: buffer,
                 max_headers: limits.max_request_headers,
             },
-            header_read_timeout: limits.header_read_timeout,
         }
     }
 
@@ -99,7 +97,7 @@ impl ConnectionBuilder {
         let handler = proxy::Handler::new(shared, info);
         let (http1, http2) = (self.http1.clone(), self.http2.clone());
         let own = self.own;
-        let within = self.header_read_timeout;
+        let within = own.header_read_timeout;
         // The first head's time counts from now, the wait for its first bytes included.
         let first_by = tokio::time::Instant::now() + within;
         let signal = drain.signal.clone();

@@ -10,7 +10,7 @@ use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRAILER, TRANSFER_ENCODING}
 use http::response::Parts;
 use http::{HeaderValue, StatusCode};
 
-use crate::proxy::headers::list_elements;
+use crate::proxy::headers::{list_elements, parse_decimal};
 
 /// How the body after a head is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,14 +150,7 @@ fn line(dst: &mut Vec<u8>, name: &[u8], value: &HeaderValue) {
 }
 
 fn length(value: &HeaderValue) -> Result<u64, Unwritable> {
-    let digits = value.as_bytes();
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(Unwritable);
-    }
-    std::str::from_utf8(digits)
-        .ok()
-        .and_then(|d| d.parse().ok())
-        .ok_or(Unwritable)
+    parse_decimal(value.as_bytes()).ok_or(Unwritable)
 }
 
 /// Appends the chunk-size line of a chunk of `len` bytes.

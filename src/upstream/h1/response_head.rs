@@ -231,7 +231,7 @@ struct Facts {
 impl Facts {
     fn content_length(&mut self, value: &[u8]) {
         for part in headers::list_elements(value) {
-            let n = parse_decimal(part).ok_or(());
+            let n = headers::parse_decimal(part).ok_or(());
             self.length = Some(match self.length {
                 None => n,
                 Some(Ok(l)) if n == Ok(l) => n,
@@ -288,15 +288,6 @@ impl Facts {
             !self.close
         }
     }
-}
-
-fn parse_decimal(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || digits.len() > 19 {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |n, &d| {
-        d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
-    })
 }
 
 #[cfg(test)]
